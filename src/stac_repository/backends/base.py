@@ -1,0 +1,156 @@
+"""The storage contract: a path-addressed store of documents and blobs that applies
+ChangeSets atomically.
+
+Backends know nothing of STAC. Paths are relative POSIX paths ("a/b/c.json"); the
+STAC layer has already checked that they stay inside the repository, and
+:func:`check_path` checks it again at the storage boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import posixpath
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from ..errors import BackendError, NoHistory
+
+STATE_DIR = ".stac-repository"
+"""Hidden folder of every repository: configuration and the id index (versioned like the
+catalog), plus backend-private state such as locks and journals."""
+
+
+def check_path(path: str) -> str:
+    """Refuse any path that could leave the repository or hide in backend-private state."""
+    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+        raise BackendError(f"refused unsafe path {path!r}")
+    norm = posixpath.normpath(path)
+    if norm != path or norm == "." or norm.split("/")[0] == ".." or "/../" in f"/{norm}/":
+        raise BackendError(f"refused unsafe path {path!r}")
+    if norm.split("/")[0] == ".git":
+        raise BackendError(f"refused unsafe path {path!r}")
+    return norm
+
+
+@dataclass
+class ChangeSet:
+    """What one transaction changes: documents to write, blobs (files) to copy in, paths to delete.
+
+    ``deletes`` may name files or whole folders. A path is never both written and deleted,
+    and nothing is written under a deleted folder: the planner decides the final state.
+    """
+
+    message: str
+    writes: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, Path] = field(default_factory=dict)
+    deletes: set[str] = field(default_factory=set)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.writes or self.blobs or self.deletes)
+
+    def check(self) -> None:
+        targets = set(self.writes) | set(self.blobs)
+        if len(targets) != len(self.writes) + len(self.blobs):
+            raise BackendError("a path is both written as a document and copied as a blob")
+        for path in targets | self.deletes:
+            check_path(path)
+        for path in self.deletes:
+            if path in targets or any(t.startswith(path + "/") for t in targets):
+                raise BackendError(f"path {path!r} is both deleted and written")
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    time: dt.datetime
+    message: str
+    parents: tuple[str, ...] = ()
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Snapshot(abc.ABC):
+    """A read-only, consistent view of the repository at one state."""
+
+    ref: str | None = None
+
+    @abc.abstractmethod
+    def read(self, path: str) -> bytes:
+        """Content of a file; raises NotFound."""
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abc.abstractmethod
+    def walk(self, prefix: str = "") -> Iterator[str]:
+        """Every file path under ``prefix`` (a folder, or "" for all), sorted."""
+
+    @abc.abstractmethod
+    def open(self, path: str) -> BinaryIO:
+        """A stream of a file's content, for blobs that should not be read into memory."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the snapshot holds."""
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Transaction(abc.ABC):
+    """A writer's view: the head snapshot (read under the lock) and one commit."""
+
+    snapshot: Snapshot
+
+    @abc.abstractmethod
+    def commit(self, changes: ChangeSet) -> Commit | None:
+        """Apply ``changes`` atomically; None if there was nothing to change."""
+
+
+class Backend(abc.ABC):
+    name: ClassVar[str]
+    has_history: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    @abc.abstractmethod
+    def detect(cls, root: Path) -> bool:
+        """True when ``root`` holds a repository of this backend."""
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, root: Path, changes: ChangeSet, *, options: dict[str, Any]) -> Backend:
+        """Make a new repository at ``root`` whose first state is ``changes``."""
+
+    @abc.abstractmethod
+    def snapshot(self, ref: str | None = None) -> Snapshot:
+        """A consistent view of the head, or of ``ref`` where the backend keeps history."""
+
+    @abc.abstractmethod
+    def transaction(self, *, timeout: float) -> AbstractContextManager[Transaction]:
+        """Take the writer lock (waiting at most ``timeout`` seconds) and open a transaction."""
+
+    def log(self, ref: str | None = None) -> Iterator[Commit]:
+        raise NoHistory(f"the {self.name!r} backend keeps no history")
+
+    def resolve(self, ref: str) -> str:
+        raise NoHistory(f"the {self.name!r} backend keeps no history: refs like {ref!r} mean nothing")
+
+    def restore(self, ref: str, *, timeout: float, message: str) -> Commit | None:
+        raise NoHistory(f"the {self.name!r} backend keeps no history: nothing to roll back to")
+
+    def backup(self, destination: Path, *, ref: str | None = None) -> None:
+        """Write a restorable copy; the default copies a snapshot file by file."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release held resources."""

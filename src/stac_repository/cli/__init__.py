@@ -1,0 +1,1 @@
+"""The ``stac-repository`` and ``stac-processor`` commands: parse, call the library, render."""

@@ -1,0 +1,74 @@
+"""Human-readable output: the ingest summary, history lines and the progress display."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .common import print_json
+
+
+@contextmanager
+def ingest_progress(*, enabled: bool) -> Iterator[Callable[[Any], None]]:
+    """A live counter on a terminal (discovery streams, so there is no total to show)."""
+    if not enabled:
+        yield lambda result: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} products"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=None)
+
+        def advance(result: Any) -> None:
+            progress.update(task, advance=1, description=f"ingesting {result.id or result.product}")
+
+        yield advance
+
+
+def print_report(report: Any) -> None:
+    out = sys.stdout
+    for result in report.results:
+        label = result.id or result.product
+        if result.status == "failed":
+            sys.stderr.write(f"failed  {result.product}: {result.step}: {result.reason}\n")
+        else:
+            out.write(f"{result.status:<8}{label}\n")
+        for warning in result.warnings:
+            sys.stderr.write(f"warning {label}: {warning}\n")
+    counts = "  ".join(f"{s}: {report.count(s)}" for s in ("added", "updated", "skipped", "failed"))
+    out.write(f"{counts}\n")
+
+
+def print_history(commits: Iterable[Any], *, verbose: bool, as_json: bool) -> None:
+    rows = []
+    for commit in commits:
+        s = commit.summary
+        row = {
+            "id": commit.id,
+            "time": commit.time.isoformat(),
+            "message": commit.message,
+            "added": s.get("added", []),
+            "updated": s.get("updated", []),
+            "removed": s.get("removed", []),
+        }
+        if as_json:
+            rows.append(row)
+            continue
+        counts = f"+{len(row['added'])} ~{len(row['updated'])} -{len(row['removed'])}"
+        sys.stdout.write(f"{commit.id[:10]}  {commit.time:%Y-%m-%d %H:%M:%S}  {counts:<12} {commit.message}\n")
+        if verbose:
+            for key, sign in (("added", "+"), ("updated", "~"), ("removed", "-")):
+                for ident in row[key]:
+                    sys.stdout.write(f"    {sign} {ident}\n")
+    if as_json:
+        print_json(rows)

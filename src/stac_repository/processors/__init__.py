@@ -1,0 +1,1 @@
+"""Processors turn products (any file, folder or URL) into STAC trees on disk."""

@@ -1,0 +1,201 @@
+"""The built-in ``stac`` processor: products that are already STAC.
+
+A product is a root document (catalog, collection or item file not referenced by another
+document of the same folder tree), or one feature of an ItemCollection / ndjson file,
+named ``<file>#<n>``. Its id and version come from the document: the ``version`` field
+(top level, or ``properties.version`` for items) when present, else a hash of the
+product's documents and asset files, so unchanged products are skipped and changed ones
+updated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidStac
+from ..stac.document import MAX_DOCUMENT_BYTES, StacType, dumps, identify, read_json_file
+from ..stac.source import local_target
+
+__version__ = "1.0.0"
+
+_SUFFIXES = (".json", ".geojson")
+
+
+def _split(product: str) -> tuple[Path, int | None]:
+    """A product is a file path, or ``<file>#<n>`` for the n-th feature of a collection file."""
+    path = Path(product)
+    if not os.path.lexists(path) and "#" in product:
+        file, _, n = product.rpartition("#")
+        if n.isdigit():
+            return Path(file), int(n)
+    return path, None
+
+
+def _features(file: Path) -> Iterator[tuple[int, Any]]:
+    if file.suffix == ".ndjson":
+        if file.stat().st_size > 16 * MAX_DOCUMENT_BYTES:
+            raise InvalidStac("ndjson file too large", file=str(file))
+        with open(file, "rb") as fh:
+            for n, line in enumerate(fh):
+                if line.strip():
+                    try:
+                        yield n, orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        raise InvalidStac(f"line {n + 1} is not valid JSON ({exc})", file=str(file)) from None
+        return
+    doc = read_json_file(file)
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(features, list):
+        raise InvalidStac("an ItemCollection needs a features list", file=str(file), field="features")
+    yield from enumerate(features)
+
+
+def _kind(file: Path) -> StacType | None:
+    """The STAC type of a file, or None when it is not a STAC document at all."""
+    if file.suffix == ".ndjson":
+        return StacType.ITEM_COLLECTION
+    try:
+        doc = read_json_file(file)
+        return identify(doc, file=str(file))
+    except InvalidStac:
+        return None
+
+
+def discover(source: str) -> Iterator[str]:
+    path = Path(source).absolute()
+    if path.is_dir():
+        yield from _discover_folder(path)
+        return
+    if not os.path.lexists(path):
+        raise InvalidStac("no such file or folder", file=source)
+    kind = _kind(path)
+    if kind is StacType.ITEM_COLLECTION:
+        for n, _ in _features(path):
+            yield f"{path}#{n}"
+    else:
+        # Even a file that is no STAC is yielded: ingest then says why it is refused.
+        yield str(path)
+
+
+def _discover_folder(folder: Path) -> Iterator[str]:
+    documents: dict[Path, dict[str, Any]] = {}
+    collections_files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            file = Path(dirpath) / name
+            if file.suffix == ".ndjson":
+                collections_files.append(file)
+                continue
+            if file.suffix not in _SUFFIXES or not file.is_file():
+                continue
+            try:
+                doc = read_json_file(file)
+                kind = identify(doc, file=str(file))
+            except InvalidStac:
+                continue
+            if kind is StacType.ITEM_COLLECTION:
+                collections_files.append(file)
+            else:
+                documents[Path(os.path.realpath(file))] = doc
+    referenced: set[Path] = set()
+    for file, doc in documents.items():
+        for link in doc.get("links") or []:
+            if isinstance(link, dict) and link.get("rel") in ("child", "item") and isinstance(link.get("href"), str):
+                target = local_target(link["href"], file)
+                if target is not None:
+                    referenced.add(Path(os.path.realpath(target)))
+    roots = [f for f in documents if f not in referenced]
+    # Catalogs and collections first, so standalone items can find their collection.
+    roots.sort(key=lambda f: (documents[f].get("type") == "Feature", str(f)))
+    for file in roots:
+        yield str(file)
+    for file in collections_files:
+        for n, _ in _features(file):
+            yield f"{file}#{n}"
+
+
+def _load(product: str) -> tuple[Path, Any]:
+    file, n = _split(product)
+    if n is None:
+        return file, read_json_file(file)
+    for m, feature in _features(file):
+        if m == n:
+            return file, feature
+    raise InvalidStac(f"no feature #{n}", file=str(file))
+
+
+def id(product: str) -> str:  # noqa: A001 - the protocol's name
+    file, doc = _load(product)
+    ident = doc.get("id") if isinstance(doc, dict) else None
+    if not isinstance(ident, str) or not ident:
+        raise InvalidStac("missing or empty id", file=product, field="id")
+    return ident
+
+
+def version(product: str) -> str:
+    file, doc = _load(product)
+    if isinstance(doc, dict):
+        declared = doc.get("version")
+        props = doc.get("properties")
+        if declared is None and isinstance(props, dict):
+            declared = props.get("version")
+        if isinstance(declared, str | int | float) and not isinstance(declared, bool):
+            return str(declared)
+    return "sha256:" + _content_hash(file, doc, whole_tree=_split(product)[1] is None)
+
+
+def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
+    digest = hashlib.sha256()
+    if not whole_tree:
+        digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        return digest.hexdigest()[:32]
+    from ..stac.source import load_tree
+
+    for node in load_tree(file).walk():
+        digest.update(str(node.file).encode())
+        digest.update(orjson.dumps(node.doc, option=orjson.OPT_SORT_KEYS))
+        for asset in (node.doc.get("assets") or {}).values():
+            target = local_target(asset["href"], node.file)
+            if target is not None:
+                try:
+                    st = os.stat(target)
+                    digest.update(f"{target}:{st.st_size}:{st.st_mtime_ns}".encode())
+                except OSError:
+                    digest.update(f"{target}:missing".encode())
+    return digest.hexdigest()[:32]
+
+
+def process(product: str) -> str:
+    file, n = _split(product)
+    if n is None:
+        return str(Path(file).absolute())
+    _, feature = _load(product)
+    out = Path(tempfile.mkdtemp(prefix="stac-repository-feature-"))
+    if isinstance(feature, dict):
+        feature = dict(feature)
+        assets = feature.get("assets")
+        if isinstance(assets, dict):
+            # Local hrefs were relative to the collection file: make them absolute.
+            feature["assets"] = {
+                key: (
+                    {**a, "href": str(local_target(a["href"], file))}
+                    if isinstance(a, dict) and isinstance(a.get("href"), str) and local_target(a["href"], file)
+                    else a
+                )
+                for key, a in assets.items()
+            }
+        feature["links"] = [
+            link for link in feature.get("links") or []
+            if not (isinstance(link, dict) and link.get("rel") in ("self", "root", "parent"))
+        ]
+    target = out / "item.json"
+    target.write_bytes(dumps(feature))
+    return str(target)

@@ -1,0 +1,251 @@
+"""The Repository: the verbs of the library (init, ingest, prune, history, rollback, export,
+backup, config), each a thin method over the STAC planner and a storage backend.
+
+The library never prompts and never prints: it returns result objects and raises errors
+from :mod:`stac_repository.errors`; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import backends
+from ..backends.base import Backend, ChangeSet, Commit
+from ..errors import Conflict, InvalidStac, NotFound, StacRepositoryError, UsageError
+from ..stac.document import StacType, dumps, parse_json, read_json_file
+from ..stac.index import IndexView
+from ..stac.layout import ROOT_PATH
+from ..stac.planner import Planner, init_changeset, root_catalog
+from ..stac.validation import SchemaValidator, check_structure
+from . import config as cfg
+from .ingest import IngestReport, ProductResult
+
+
+class Repository:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.root = backend.root
+        self._config: dict[str, Any] | None = None
+
+    # -- opening and creating -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, backend: str | None = None) -> Repository:
+        root = Path(path).absolute()
+        if not root.is_dir():
+            raise NotFound(f"no repository at {root} (run 'stac-repository init' first)")
+        if backend is not None:
+            backend_cls = backends.backend_class(backend)
+            if not backend_cls.detect(root):
+                raise NotFound(f"{root} is not a stac-repository with the {backend!r} backend")
+        else:
+            detected = backends.detect(root)
+            if detected is None:
+                raise NotFound(f"{root} is not a stac-repository (run 'stac-repository init' first)")
+            backend_cls = detected
+        instance = backend_cls(root)
+        repo = cls(instance)
+        fsync = cfg.get_value(repo.config, "fsync")
+        if hasattr(instance, "fsync"):
+            instance.fsync = bool(fsync)
+        return repo
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: str = "file",
+        root_catalog_file: str | os.PathLike[str] | None = None,
+        id: str = "root",  # noqa: A002 - mirrors the STAC field
+        title: str | None = None,
+        description: str | None = None,
+        license: str | None = None,  # noqa: A002
+        options: dict[str, Any] | None = None,
+    ) -> Repository:
+        root = Path(path).absolute()
+        backend_cls = backends.backend_class(backend)
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} exists and is not a folder")
+        if backends.detect(root) is not None if root.is_dir() else False:
+            raise Conflict(f"{root} is already a stac-repository")
+        if root.is_dir() and any(root.iterdir()):
+            raise UsageError(f"{root} is not empty: init needs a new or empty folder")
+        doc = new_root_document(
+            root_catalog_file, id=id, title=title, description=description, license=license
+        )
+        config = cfg.defaults(backend)
+        root.mkdir(parents=True, exist_ok=True)
+        created = backend_cls.create(root, init_changeset(doc, config), options=options or {})
+        return cls(created)
+
+    # -- configuration --------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            with self.backend.snapshot() as snap:
+                try:
+                    self._config = parse_json(snap.read(cfg.CONFIG_PATH), file=cfg.CONFIG_PATH)
+                except NotFound:
+                    self._config = cfg.defaults(self.backend.name)
+        return self._config
+
+    @property
+    def lock_timeout(self) -> float:
+        env = os.environ.get("STAC_REPOSITORY_LOCK_TIMEOUT")
+        if env:
+            return cfg.parse("lock.timeout", env)
+        return float(cfg.get_value(self.config, "lock.timeout"))
+
+    @property
+    def schema_dir(self) -> Path | None:
+        value = cfg.get_value(self.config, "schema_dir")
+        return Path(value) if value else None
+
+    @property
+    def allow_outside_assets(self) -> bool:
+        return bool(cfg.get_value(self.config, "assets.allow_outside"))
+
+    def get_config(self, key: str | None = None) -> Any:
+        if key is None:
+            return cfg.flatten(self.config)
+        return cfg.get_value(self.config, key)
+
+    def set_config(self, key: str, raw_value: str) -> Commit | None:
+        value = cfg.parse(key, raw_value)
+        with self.backend.transaction(timeout=self.lock_timeout) as tx:
+            current = parse_json(tx.snapshot.read(cfg.CONFIG_PATH), file=cfg.CONFIG_PATH)
+            cfg.set_value(current, key, value)
+            changes = ChangeSet(
+                message=f"config {key} = {value!r}",
+                writes={cfg.CONFIG_PATH: dumps(current)},
+                summary={"config": {key: value}},
+            )
+            commit = tx.commit(changes)
+        self._config = None
+        return commit
+
+    # -- reading --------------------------------------------------------------------------
+
+    def root_document(self, ref: str | None = None) -> dict[str, Any]:
+        with self.backend.snapshot(ref) as snap:
+            return parse_json(snap.read(ROOT_PATH), file=ROOT_PATH)
+
+    def show(self, selector: str, *, ref: str | None = None) -> dict[str, Any]:
+        """The stored document of an object, by id or path."""
+        with self.backend.snapshot(ref) as snap:
+            planner = Planner(snap)
+            entry = planner.select(selector)
+            return {"path": entry.path, "parent": entry.parent, "version": entry.version, "document": planner.doc(entry.path)}
+
+    def _stored_version(self, ident: str, parent: str | None) -> str | None:
+        with self.backend.snapshot() as snap:
+            index = IndexView(snap)
+            entries = [e for e in index.lookup(ident) if e.parent is not None]
+            if parent is not None:
+                try:
+                    parent_path = Planner(snap).select(parent).path
+                except StacRepositoryError:
+                    return None
+                entries = [e for e in entries if e.parent == parent_path]
+            return entries[0].version if len(entries) == 1 else None
+
+    # -- writing --------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        sources: Iterable[str],
+        *,
+        processor: str = "stac",
+        parent: str | None = None,
+        force: bool = False,
+        on_result: Callable[[ProductResult], None] | None = None,
+    ) -> IngestReport:
+        from ..processors import registry
+        from .ingest import ingest
+
+        loaded = registry.load(processor)
+        return ingest(self, sources, processor_name=processor, processor=loaded, parent=parent, force=force, on_result=on_result)
+
+    def prune(self, selectors: Iterable[str], *, extract: str | os.PathLike[str] | None = None) -> Commit | None:
+        selectors = list(selectors)
+        if not selectors:
+            raise UsageError("name at least one id to prune")
+        with self.backend.transaction(timeout=self.lock_timeout) as tx:
+            planner = Planner(tx.snapshot)
+            entries = [planner.select(s) for s in selectors]
+            if extract is not None:
+                from .export import extract_subtrees
+
+                extract_subtrees(tx.snapshot, planner, entries, Path(extract))
+            pruned: list[str] = []
+            for entry in entries:
+                folder = entry.path.rsplit("/", 1)[0] + "/"
+                if any(entry.path.startswith(done) for done in pruned):
+                    continue  # inside an object pruned just before
+                planner.prune(entry.path)
+                pruned.append(folder)
+            removed = planner.outcome.removed
+            message = f"prune {', '.join(removed)}"
+            return tx.commit(planner.changeset(message, {"removed": removed}))
+
+    # -- history --------------------------------------------------------------------------
+
+    def history(self, ref: str | None = None) -> Iterator[Commit]:
+        return self.backend.log(ref)
+
+    def rollback(self, ref: str) -> Commit | None:
+        return self.backend.restore(ref, timeout=self.lock_timeout, message=f"rollback to {ref}")
+
+    # -- copies ---------------------------------------------------------------------------
+
+    def export(self, destination: str | os.PathLike[str], *, ref: str | None = None) -> int:
+        """Write the catalog (as of ``ref``) as a self-contained static catalog; returns files written."""
+        from .export import export
+
+        return export(self.backend, Path(destination), ref=ref)
+
+    def backup(self, destination: str | os.PathLike[str], *, ref: str | None = None) -> int:
+        from .export import backup
+
+        return backup(self.backend, Path(destination), ref=ref)
+
+    @classmethod
+    def restore_backup(cls, source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Repository:
+        from .export import restore_backup
+
+        return cls(restore_backup(Path(source), Path(path).absolute()))
+
+
+def new_root_document(
+    root_catalog_file: str | os.PathLike[str] | None,
+    *,
+    id: str,  # noqa: A002
+    title: str | None,
+    description: str | None,
+    license: str | None,  # noqa: A002
+) -> dict[str, Any]:
+    """The root catalog of a new repository: from a file, or from the given fields."""
+    if root_catalog_file is not None:
+        file = Path(root_catalog_file)
+        doc = read_json_file(file)
+        kind = check_structure(doc, file=str(file))
+        if kind is not StacType.CATALOG:
+            raise InvalidStac(f"the root must be a Catalog, not a {kind}", file=str(file))
+        SchemaValidator().validate(doc, kind, file=str(file))
+        doc = dict(doc)
+        doc["links"] = [
+            link for link in doc.get("links", []) if link.get("rel") not in ("self", "root", "parent", "child", "item")
+        ]
+        doc["links"].insert(0, {"rel": "root", "href": "./catalog.json", "type": "application/json"})
+        return doc
+    doc = root_catalog(id, title, description or f"Catalog {id}", license)
+    check_structure(doc, file="root catalog")
+    return doc
+
+
+__all__ = ["IngestReport", "ProductResult", "Repository"]

@@ -1,0 +1,162 @@
+"""Copies out of the repository: export (a self-contained static catalog), extract (a subtree
+as its own catalog), backup and restore.
+
+Everything is written into a temporary sibling folder and renamed into place at the end,
+so a failed or interrupted copy never leaves a half-written destination.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
+from ..backends.file import LOCAL_DIR
+from ..errors import Conflict, UsageError
+from ..stac.document import StacType, dumps, identify, parse_json
+from ..stac.index import Entry
+from ..stac.layout import folder_of, relative_href
+from ..stac.planner import Planner, resolve_href
+
+_RETRIES = 5
+
+
+@contextmanager
+def _staging(destination: Path) -> Iterator[Path]:
+    """A temporary folder next to ``destination`` that becomes it on success."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise UsageError(f"{destination} exists and is not an empty folder")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        yield tmp
+        if destination.exists():
+            destination.rmdir()
+        os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_out(snapshot: Snapshot, path: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with snapshot.open(path) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _consistent(backend: Backend, ref: str | None, write: Any) -> int:
+    """Run ``write(snapshot)`` until it saw one committed state (file backend readers take no lock)."""
+    for _ in range(_RETRIES):
+        with backend.snapshot(ref) as snap:
+            count = write(snap)
+            unchanged = getattr(snap, "unchanged", None)
+            if unchanged is None or unchanged():
+                return count
+    raise Conflict("the repository kept changing during the copy; try again")
+
+
+def export(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
+    def write(snap: Snapshot) -> int:
+        with _staging(destination) as tmp:
+            count = 0
+            for path in snap.walk():
+                if path.split("/", 1)[0] == STATE_DIR:
+                    continue
+                _copy_out(snap, path, tmp / path)
+                count += 1
+            return count
+
+    return _consistent(backend, ref, write)
+
+
+def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
+    """A plain copy that is itself a repository of the same backend (open it, or restore from it)."""
+    native = getattr(backend, "native_backup", None)
+    if native is not None:
+        return int(native(destination, ref=ref))
+
+    def write(snap: Snapshot) -> int:
+        with _staging(destination) as tmp:
+            count = 0
+            for path in snap.walk():
+                _copy_out(snap, path, tmp / path)
+                count += 1
+            (tmp / LOCAL_DIR).mkdir(parents=True, exist_ok=True)
+            return count
+
+    return _consistent(backend, ref, write)
+
+
+def restore_backup(source: Path, path: Path) -> Backend:
+    """A new repository at ``path`` holding exactly what the backup at ``source`` holds."""
+    from .. import backends
+
+    cls = backends.detect(source)
+    if cls is None:
+        raise UsageError(f"{source} is not a stac-repository backup")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"{path} is not empty: restore needs a new or empty folder")
+    native = getattr(cls, "restore_native", None)
+    if native is not None:
+        return native(source, path)  # type: ignore[no-any-return]
+    src = cls(source)
+    with src.snapshot() as snap:
+        blobs = {p: source / p for p in snap.walk()}
+    path.mkdir(parents=True, exist_ok=True)
+    return cls.create(path, ChangeSet(message=f"restore from backup {source}", blobs=blobs), options={})
+
+
+def extract_subtrees(snapshot: Snapshot, planner: Planner, entries: Iterable[Entry], destination: Path) -> None:
+    """Save each object with its descendants and assets as a self-contained catalog.
+
+    One object: ``destination`` becomes its folder (its document at the top). Several: one
+    sub-folder each, named after the object's folder.
+    """
+    entries = list(entries)
+    with _staging(destination) as tmp:
+        for entry in entries:
+            folder = folder_of(entry.path)
+            target = tmp if len(entries) == 1 else tmp / folder.rsplit("/", 1)[-1]
+            for path in snapshot.walk(folder):
+                rel = path[len(folder) + 1 :]
+                if not path.endswith(".json"):
+                    _copy_out(snapshot, path, target / rel)
+                    continue
+                raw = snapshot.read(path)
+                try:
+                    doc = parse_json(raw, file=path)
+                    identify(doc, file=path)
+                except Exception:
+                    _copy_out(snapshot, path, target / rel)
+                    continue
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                (target / rel).write_bytes(dumps(_rebase(doc, path, entry.path)))
+
+
+def _rebase(doc: dict[str, Any], path: str, new_root: str) -> dict[str, Any]:
+    """Links of a stored document re-pointed so that ``new_root`` is the root."""
+    doc = dict(doc)
+    links = []
+    for link in doc.get("links", []):
+        rel = link.get("rel")
+        target = resolve_href(path, link.get("href", ""))
+        if rel == "root":
+            links.append({**link, "href": relative_href(path, new_root)})
+        elif rel in ("parent", "collection") and (target is None or not target.startswith(folder_of(new_root) + "/") and target != new_root):
+            if rel == "collection":
+                doc.pop("collection", None)
+            continue
+        else:
+            links.append(link)
+    doc["links"] = links
+    if path == new_root and identify(doc) is StacType.ITEM:
+        doc.pop("collection", None)
+        doc["links"] = [link for link in links if link.get("rel") != "collection"]
+    return doc
+

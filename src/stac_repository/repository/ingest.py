@@ -1,0 +1,188 @@
+"""The ingest pipeline: discover → id → version → skip? → process → validate → plan → commit.
+
+Each product is its own transaction; a product that fails at any step is reported (product,
+step, reason) and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StacRepositoryError
+from ..stac.planner import Planner
+from ..stac.source import load_tree
+from ..stac.validation import SchemaValidator
+
+if TYPE_CHECKING:
+    from . import Repository
+
+
+@dataclass
+class ProductResult:
+    product: str
+    status: str  # "added", "updated", "skipped", "failed"
+    id: str | None = None
+    version: str | None = None
+    step: str | None = None
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    commit: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+
+
+@dataclass
+class IngestReport:
+    results: list[ProductResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[ProductResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "summary": {s: self.count(s) for s in ("added", "updated", "skipped", "failed")},
+            "products": [r.to_json() for r in self.results],
+        }
+
+
+def _step(name: str, result: ProductResult, fn: Callable[[], Any]) -> Any:
+    """Run one step; a failure of any kind becomes the product's one-line reason."""
+    result.step = name
+    try:
+        return fn()
+    except StacRepositoryError as exc:
+        raise _Failed(str(exc)) from exc
+    except Exception as exc:  # processors are foreign code: any exception is a product failure
+        raise _Failed(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Failed(Exception):
+    pass
+
+
+def _discover(processor: Any, sources: Iterable[str], report: IngestReport) -> Iterator[str]:
+    for source in sources:
+        absolute = source if "://" in source else str(Path(source).absolute())
+        result = ProductResult(product=source, status="failed")
+        try:
+            products = iter(_step("discover", result, lambda: processor.discover(absolute)))
+            while True:
+                product = _step("discover", result, lambda: next(products, None))
+                if product is None:
+                    break
+                yield str(product)
+        except _Failed as exc:
+            result.reason = str(exc)
+            report.results.append(result)
+
+
+def _is_temporary(output: Path, product: str) -> bool:
+    """Did the processor write ``output`` to a scratch folder of its own?"""
+    folder = output.parent
+    tmp = Path(tempfile.gettempdir()).resolve()
+    try:
+        source = Path(product).resolve()
+    except (OSError, ValueError):
+        source = None
+    if tmp not in folder.resolve().parents:
+        return False
+    return source is None or (source != folder and folder not in source.parents and source not in folder.parents)
+
+
+def ingest(
+    repo: Repository,
+    sources: Iterable[str],
+    *,
+    processor_name: str,
+    processor: Any,
+    parent: str | None,
+    force: bool,
+    on_result: Callable[[ProductResult], None] | None = None,
+) -> IngestReport:
+    report = IngestReport()
+    validator = SchemaValidator(repo.schema_dir)
+    for product in _discover(processor, sources, report):
+        result = _ingest_one(repo, processor_name, processor, validator, product, parent, force)
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return report
+
+
+def _ingest_one(
+    repo: Repository,
+    processor_name: str,
+    processor: Any,
+    validator: SchemaValidator,
+    product: str,
+    parent: str | None,
+    force: bool,
+) -> ProductResult:
+    result = ProductResult(product=product, status="failed")
+    output: Path | None = None
+    try:
+        result.id = str(_step("id", result, lambda: processor.id(product)))
+        result.version = str(_step("version", result, lambda: processor.version(product)))
+        if not force and repo._stored_version(result.id, parent) == result.version:
+            result.status, result.step = "skipped", None
+            return result
+        output = Path(str(_step("process", result, lambda: processor.process(product))))
+        if not output.is_file():
+            raise _Failed(f"processor returned {str(output)!r}, which is not a file")
+        tree = _step("validate", result, lambda: load_tree(output))
+        if tree.id != result.id:
+            raise _Failed(f"processor said id {result.id!r} but wrote a document with id {tree.id!r}")
+
+        def validate() -> None:
+            unchecked: dict[str, int] = {}
+            for node in tree.walk():
+                for url in validator.validate(node.doc, node.kind, file=str(node.file)):
+                    unchecked[url] = unchecked.get(url, 0) + 1
+            if unchecked:
+                listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))
+                result.warnings.append(f"schemas not available offline, not validated: {listed}")
+
+        _step("validate", result, validate)
+        allowed = {output.parent}
+        if "://" not in product:
+            allowed.add(Path(os.path.realpath(Path(product.split("#")[0]).parent)))
+
+        def commit() -> str:
+            with repo.backend.transaction(timeout=repo.lock_timeout) as tx:
+                planner = Planner(tx.snapshot, allow_outside_assets=repo.allow_outside_assets, asset_roots=allowed)
+                planner.ingest(tree, parent=parent, version=result.version)
+                verb = "update" if planner.outcome.updated else "ingest"
+                message = f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
+                summary = {
+                    "added": planner.outcome.added,
+                    "updated": planner.outcome.updated,
+                    "removed": planner.outcome.removed,
+                    "processor": processor_name,
+                    "processor_version": processor.__version__,
+                    "product_version": result.version,
+                }
+                commit = tx.commit(planner.changeset(message, summary))
+                result.warnings.extend(planner.outcome.warnings)
+                result.status = "updated" if planner.outcome.updated else "added"
+                return commit.id if commit else ""
+
+        result.commit = _step("store", result, commit) or None
+        result.step = None
+    except _Failed as exc:
+        result.status = "failed"
+        result.reason = str(exc)
+    finally:
+        if output is not None and _is_temporary(output, product):
+            shutil.rmtree(output.parent, ignore_errors=True)
+    return result

@@ -1,0 +1,1 @@
+"""Pure STAC logic: documents, layout, links, extents, validation and the ChangeSet planner."""

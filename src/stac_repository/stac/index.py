@@ -1,0 +1,110 @@
+"""The id index: which stored object has which id, where, under which parent, at which version.
+
+It lives in the repository itself (``.stac-repository/index/<aa>/<b>.json``, sharded by a
+hash of the id), so it is versioned, rolled back and backed up with the catalog it
+describes, and a transaction reads and rewrites only the shards of the ids it touches.
+Ids are unique among siblings only (as in STAC), so one id maps to a list of entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..backends.base import STATE_DIR, Snapshot
+from ..errors import BackendError, NotFound
+
+INDEX_DIR = f"{STATE_DIR}/index"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    path: str  # the object's document
+    type: str
+    parent: str | None  # the parent's document path; None for the root
+    version: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "type": self.type, "parent": self.parent}
+        if self.version is not None:
+            out["version"] = self.version
+        return out
+
+
+def shard_path(ident: str) -> str:
+    digest = hashlib.sha1(ident.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{INDEX_DIR}/{digest[:2]}/{digest[2]}.json"
+
+
+class IndexView:
+    """The index as seen from a snapshot, with pending edits for one transaction."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self._shards: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._dirty: set[str] = set()
+
+    def _shard(self, path: str) -> dict[str, list[dict[str, Any]]]:
+        if path not in self._shards:
+            try:
+                raw = self.snapshot.read(path)
+            except NotFound:
+                self._shards[path] = {}
+            else:
+                try:
+                    self._shards[path] = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    raise BackendError(f"corrupt index shard {path}") from None
+        return self._shards[path]
+
+    def lookup(self, ident: str) -> list[Entry]:
+        rows = self._shard(shard_path(ident)).get(ident, [])
+        return [Entry(id=ident, **row) for row in rows]
+
+    def find(self, ident: str, parent: str | None) -> Entry | None:
+        for entry in self.lookup(ident):
+            if entry.parent == parent:
+                return entry
+        return None
+
+    def by_path(self, ident: str, path: str) -> Entry | None:
+        for entry in self.lookup(ident):
+            if entry.path == path:
+                return entry
+        return None
+
+    def put(self, entry: Entry) -> None:
+        path = shard_path(entry.id)
+        rows = self._shard(path).setdefault(entry.id, [])
+        rows[:] = [row for row in rows if row["path"] != entry.path]
+        rows.append(entry.to_json())
+        self._dirty.add(path)
+
+    def remove(self, ident: str, path: str) -> None:
+        shard = shard_path(ident)
+        rows = self._shard(shard).get(ident)
+        if not rows:
+            return
+        rows[:] = [row for row in rows if row["path"] != path]
+        if not rows:
+            del self._shards[shard][ident]
+        self._dirty.add(shard)
+
+    def changes(self) -> Iterator[tuple[str, bytes | None]]:
+        """(shard path, new content or None to delete) for every shard edited."""
+        for path in sorted(self._dirty):
+            shard = self._shards[path]
+            yield path, orjson.dumps(shard, option=orjson.OPT_SORT_KEYS) if shard else None
+
+
+def iter_all(snapshot: Snapshot) -> Iterator[Entry]:
+    """Every entry; O(N), for tools like export listings and consistency checks."""
+    for path in snapshot.walk(INDEX_DIR):
+        for ident, rows in orjson.loads(snapshot.read(path)).items():
+            for row in rows:
+                yield Entry(id=ident, **row)

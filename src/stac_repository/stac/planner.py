@@ -1,0 +1,460 @@
+"""Planning transactions: from a read-only snapshot and a request, the ChangeSet that applies it.
+
+Pure STAC logic: documents are read through the snapshot and nothing is written; the
+backend applies the resulting ChangeSet atomically. Every method touches only the objects
+on the path from the change to the root (and, for extents that may shrink, the siblings
+of the removed object): the cost of a plan does not grow with the size of the catalog.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..backends.base import STATE_DIR, ChangeSet, Snapshot
+from ..errors import Conflict, InvalidStac, NotFound, UsageError
+from . import extent as ext
+from .document import StacType, dumps, identify, parse_json
+from .index import Entry, IndexView, shard_path
+from .layout import ROOT_PATH, asset_name, child_path, folder_of, relative_href, segment
+from .source import STRUCTURAL_RELS, SourceNode, inside, local_target
+
+JSON = "application/json"
+
+
+@dataclass
+class Outcome:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_href(from_path: str, href: str) -> str | None:
+    """The stored path a relative href of a stored document points to, if it stays inside."""
+    if "://" in href or href.startswith("/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(folder_of(from_path), href.split("#")[0]))
+    return None if joined.startswith("../") or joined == ".." else joined
+
+
+class Planner:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        *,
+        allow_outside_assets: bool = False,
+        asset_roots: set[Path] | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.asset_roots = {Path(os.path.realpath(p)) for p in asset_roots or ()}
+        self.index = IndexView(snapshot)
+        self.allow_outside_assets = allow_outside_assets
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._dirty: set[str] = set()
+        self.writes: dict[str, bytes] = {}
+        self.blobs: dict[str, Path] = {}
+        self.deletes: set[str] = set()
+        self.outcome = Outcome()
+
+    # -- stored documents ----------------------------------------------------------------
+
+    def doc(self, path: str) -> dict[str, Any]:
+        if path not in self._docs:
+            self._docs[path] = parse_json(self.snapshot.read(path), file=path)
+        return self._docs[path]
+
+    def _touch(self, path: str) -> None:
+        self._dirty.add(path)
+
+    def parent_path(self, path: str) -> str | None:
+        if path == ROOT_PATH:
+            return None
+        for link in self.doc(path).get("links", []):
+            if link.get("rel") == "parent":
+                return resolve_href(path, link.get("href", ""))
+        return None
+
+    def children_paths(self, path: str) -> list[str]:
+        out = []
+        for link in self.doc(path).get("links", []):
+            if link.get("rel") in ("child", "item"):
+                target = resolve_href(path, link.get("href", ""))
+                if target is not None and self.snapshot.exists(target):
+                    out.append(target)
+        return out
+
+    # -- selecting stored objects --------------------------------------------------------
+
+    def select(self, selector: str) -> Entry:
+        """An object by id, or by stored path (``a/b/collection.json`` or its folder)."""
+        entries = self.index.lookup(selector)
+        if len(entries) == 1:
+            return entries[0]
+        if len(entries) > 1:
+            where = ", ".join(sorted(e.path for e in entries))
+            raise Conflict(f"id {selector!r} is ambiguous ({where}): name the object by its path")
+        path = selector.strip("/")
+        for candidate in (path, f"{path}/catalog.json", f"{path}/collection.json"):
+            if candidate.endswith(".json") and self.snapshot.exists(candidate):
+                try:
+                    ident = self.doc(candidate).get("id")
+                except InvalidStac:
+                    continue
+                entry = self.index.by_path(str(ident), candidate) if isinstance(ident, str) else None
+                if entry is not None:
+                    return entry
+        raise NotFound(f"no object with id or path {selector!r} in the repository")
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, tree: SourceNode, *, parent: str | None = None, version: str | None = None) -> None:
+        root_entry = self.index.find(self.doc(ROOT_PATH)["id"], None)
+        existing = self.index.lookup(tree.id)
+        if parent is not None:
+            parent_entry = self.select(parent)
+            if parent_entry.type == StacType.ITEM:
+                raise UsageError(f"parent {parent!r} is an item; items cannot have children")
+            old = next((e for e in existing if e.parent == parent_entry.path), None)
+        else:
+            candidates = [e for e in existing if e.parent is not None]
+            if len(candidates) > 1:
+                where = ", ".join(sorted(e.path for e in candidates))
+                raise Conflict(
+                    f"id {tree.id!r} exists at several places ({where}): pass --parent to choose"
+                )
+            old = candidates[0] if candidates else None
+            if old is not None:
+                assert old.parent is not None
+                parent_entry = self._entry_at(old.parent)
+            else:
+                assert root_entry is not None
+                parent_entry = root_entry
+        new_path = child_path(parent_entry.path, tree.id, tree.kind)
+        clash = self._sibling_clash(parent_entry.path, new_path, old)
+        if clash:
+            raise Conflict(clash)
+        removed_cov = None
+        if old is not None:
+            removed_cov = self._coverage(old.path, old.type)
+            self._remove_subtree(old, keep_link=True)
+        paths = self._assign_paths(tree, new_path)
+        added_cov = self._write_tree(tree, paths, parent_entry, version)
+        self._link_into_parent(parent_entry.path, new_path, tree, old.path if old else None)
+        self._refresh_extents(parent_entry.path, removed_cov, added_cov)
+        (self.outcome.updated if old else self.outcome.added).append(tree.id)
+
+    def _entry_at(self, path: str) -> Entry:
+        ident = self.doc(path).get("id")
+        entry = self.index.by_path(str(ident), path)
+        if entry is None:
+            raise NotFound(f"object at {path!r} is missing from the id index")
+        return entry
+
+    def _sibling_clash(self, parent_path: str, new_path: str, old: Entry | None) -> str | None:
+        """A different object already uses the folder ``new_path`` needs."""
+        folder = folder_of(new_path)
+        for child in self.children_paths(parent_path):
+            if folder_of(child) == folder and (old is None or child != old.path):
+                other = self.doc(child).get("id")
+                return f"{new_path!r} is taken by sibling {other!r} (ids must differ among siblings)"
+        return None
+
+    def _assign_paths(self, tree: SourceNode, root_path: str) -> dict[int, str]:
+        paths: dict[int, str] = {id(tree): root_path}
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            seen: dict[str, str] = {}
+            for child in node.children:
+                path = child_path(paths[id(node)], child.id, child.kind)
+                key = folder_of(path).lower()
+                if key in seen:
+                    raise InvalidStac(
+                        f"two children share the id {child.id!r}"
+                        if seen[key] == child.id
+                        else f"children {seen[key]!r} and {child.id!r} map to the same folder",
+                        file=str(node.file),
+                    )
+                seen[key] = child.id
+                paths[id(child)] = path
+                stack.append(child)
+        return paths
+
+    def _write_tree(
+        self, tree: SourceNode, paths: dict[int, str], parent: Entry, version: str | None
+    ) -> ext.Coverage:
+        """Write the product's documents and assets; return what the product covers."""
+        by_file = {node.file: paths[id(node)] for node in tree.walk()}
+        product_folder = tree.file.parent
+
+        def emit(node: SourceNode, parent_path: str, parent_kind: StacType, parent_id: str) -> ext.Coverage:
+            path = paths[id(node)]
+            doc = copy.copy(node.doc)
+            child_covs = [emit(c, path, node.kind, node.id) for c in node.children]
+            doc["links"] = self._links_for(node, path, parent_path, parent_kind, paths, by_file)
+            if node.kind is StacType.ITEM:
+                self._fix_collection_field(doc, parent_kind, parent_id)
+            if doc.get("assets"):
+                doc["assets"] = self._copy_assets(node, path, product_folder)
+            cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
+            if node.kind is StacType.COLLECTION:
+                doc["extent"] = copy.deepcopy(doc["extent"])
+                cov = ext.union([ext.collection_coverage(doc), cov])
+                ext.apply_coverage(doc, cov)
+            self._docs[path] = doc
+            self._touch(path)
+            entry_version = version if node is tree else None
+            self.index.put(Entry(node.id, path, node.kind.value, parent_path, entry_version))
+            return cov
+
+        return emit(tree, parent.path, StacType(parent.type), parent.id)
+
+    def _links_for(
+        self,
+        node: SourceNode,
+        path: str,
+        parent_path: str,
+        parent_kind: StacType,
+        paths: dict[int, str],
+        by_file: dict[Path, str],
+    ) -> list[dict[str, Any]]:
+        links: list[dict[str, Any]] = [
+            {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
+            {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
+        ]
+        if node.kind is StacType.ITEM and parent_kind is StacType.COLLECTION:
+            links.append({"rel": "collection", "href": relative_href(path, parent_path), "type": JSON})
+        for n, child in enumerate(node.children):
+            original = node.link_of_child.get(n, {})
+            link = {k: v for k, v in original.items() if k not in ("href", "rel")}
+            link = {
+                "rel": "item" if child.kind is StacType.ITEM else "child",
+                "href": relative_href(path, paths[id(child)]),
+                **link,
+            }
+            link.setdefault("type", JSON)
+            links.append(link)
+        links.extend(node.remote_children)
+        for link in node.doc.get("links", []):
+            if link.get("rel") in STRUCTURAL_RELS:
+                continue
+            target = local_target(link["href"], node.file)
+            if target is not None:
+                stored = by_file.get(Path(os.path.realpath(target)))
+                if stored is not None:
+                    link = {**link, "href": relative_href(path, stored)}
+                else:
+                    self.outcome.warnings.append(
+                        f"{node.id}: {link.get('rel')} link {link['href']!r} points outside "
+                        "the product; kept as given"
+                    )
+            links.append(link)
+        return links
+
+    def _fix_collection_field(self, doc: dict[str, Any], parent_kind: StacType, parent_id: str) -> None:
+        """The collection field names the collection the item is stored under, or is absent."""
+        if parent_kind is StacType.COLLECTION:
+            doc["collection"] = parent_id
+        elif "collection" in doc:
+            self.outcome.warnings.append(
+                f"{doc['id']}: not stored under its collection {doc['collection']!r}; "
+                "collection field removed"
+            )
+            del doc["collection"]
+
+    def _copy_assets(self, node: SourceNode, path: str, product_folder: Path) -> dict[str, Any]:
+        folder = folder_of(path)
+        taken = {posixpath.basename(path).lower()}
+        taken.update(segment(c.id).lower() for c in node.children)
+        by_source: dict[Path, str] = {}
+        assets: dict[str, Any] = {}
+        for key, asset in node.doc["assets"].items():
+            href = asset["href"]
+            target = local_target(href, node.file)
+            if target is None:
+                assets[key] = asset
+                continue
+            where = f"{node.file}: assets.{key}"
+            roots = self.asset_roots | {product_folder}
+            if not self.allow_outside_assets and not any(inside(target, r) for r in roots):
+                raise InvalidStac(
+                    f"asset href {href!r} points outside the product folder {product_folder} "
+                    "(allow it with --allow-outside-assets)",
+                    file=str(node.file),
+                    field=f"assets.{key}.href",
+                )
+            if not os.path.lexists(target):
+                self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
+                assets[key] = asset
+                continue
+            real = Path(os.path.realpath(target))
+            if not real.exists():
+                raise InvalidStac(f"asset {href!r} is a broken symbolic link", file=str(node.file), field=f"assets.{key}.href")
+            if not real.is_file():
+                raise InvalidStac(f"asset {href!r} is not a regular file", file=str(node.file), field=f"assets.{key}.href")
+            if real not in by_source:
+                name = asset_name(href, taken)
+                by_source[real] = name
+                self.blobs[f"{folder}/{name}" if folder else name] = real
+            assets[key] = {**asset, "href": f"./{by_source[real]}"}
+        return assets
+
+    def _link_into_parent(self, parent_path: str, path: str, tree: SourceNode, old_path: str | None) -> None:
+        doc = self.doc(parent_path)
+        links = doc.setdefault("links", [])
+        rel = "item" if tree.kind is StacType.ITEM else "child"
+        href = relative_href(parent_path, path)
+        new = {"rel": rel, "href": href, "type": JSON}
+        title = tree.doc.get("title")
+        if isinstance(title, str):
+            new["title"] = title
+        for n, link in enumerate(links):
+            if link.get("rel") in ("child", "item") and resolve_href(parent_path, link.get("href", "")) in (old_path, path):
+                links[n] = {**link, **new}
+                break
+        else:
+            links.append(new)
+        self._touch(parent_path)
+
+    # -- prune ----------------------------------------------------------------------------
+
+    def prune(self, selector: str) -> Entry:
+        entry = self.select(selector)
+        if entry.parent is None:
+            raise UsageError("the root catalog cannot be pruned")
+        removed_cov = self._coverage(entry.path, entry.type)
+        self._remove_subtree(entry, keep_link=False)
+        self._refresh_extents(entry.parent, removed_cov, None)
+        self.outcome.removed.append(entry.id)
+        return entry
+
+    def subtree(self, entry: Entry) -> list[tuple[str, str]]:
+        """(id, path) of the object and every stored descendant."""
+        out, stack = [], [entry.path]
+        while stack:
+            path = stack.pop()
+            doc = self.doc(path)
+            out.append((str(doc.get("id")), path))
+            if identify(doc, file=path) is not StacType.ITEM:
+                stack.extend(p for p in self.children_paths(path) if p.startswith(folder_of(entry.path) + "/"))
+        return out
+
+    def _remove_subtree(self, entry: Entry, *, keep_link: bool) -> None:
+        for ident, path in self.subtree(entry):
+            self.index.remove(ident, path)
+        folder = folder_of(entry.path)
+        self.deletes.add(folder)
+        for path in list(self._docs):
+            if path.startswith(folder + "/"):
+                del self._docs[path]
+                self._dirty.discard(path)
+        if not keep_link and entry.parent is not None:
+            parent = self.doc(entry.parent)
+            parent["links"] = [
+                link
+                for link in parent.get("links", [])
+                if not (
+                    link.get("rel") in ("child", "item")
+                    and resolve_href(entry.parent, link.get("href", "")) == entry.path
+                )
+            ]
+            self._touch(entry.parent)
+
+    # -- extents --------------------------------------------------------------------------
+
+    def _coverage(self, path: str, kind: str) -> ext.Coverage:
+        """What a stored object covers; for a catalog, what its descendants cover."""
+        doc = self.doc(path)
+        if kind == StacType.ITEM:
+            return ext.item_coverage(doc)
+        if kind == StacType.COLLECTION:
+            return ext.collection_coverage(doc)
+        return self._recompute(path)
+
+    def _recompute(self, path: str) -> ext.Coverage:
+        return ext.union(
+            self._coverage(p, identify(self.doc(p), file=p).value) for p in self.children_paths(path)
+        )
+
+    def _refresh_extents(
+        self, path: str | None, removed: ext.Coverage | None, added: ext.Coverage | None
+    ) -> None:
+        while path is not None:
+            doc = self.doc(path)
+            if identify(doc, file=path) is StacType.COLLECTION:
+                current = ext.collection_coverage(doc)
+                if removed is not None and ext.touches_boundary(current, removed):
+                    new = self._recompute(path)
+                    if new.bbox is None and new.start is None and new.end is None:
+                        new = current
+                    if added is not None:
+                        new = ext.union([new, added])
+                else:
+                    new = ext.union([current, added]) if added is not None else current
+                if not ext.apply_coverage(doc, new):
+                    return
+                self._touch(path)
+                removed, added = current, new
+            path = self.parent_path(path)
+
+    # -- result ---------------------------------------------------------------------------
+
+    def changeset(self, message: str, summary: dict[str, Any] | None = None) -> ChangeSet:
+        writes = {path: dumps(self._docs[path]) for path in sorted(self._dirty)}
+        for path, content in self.index.changes():
+            if content is None:
+                self.deletes.add(path)
+            else:
+                writes[path] = content
+        deletes = set()
+        for path in self.deletes:
+            if path in writes or path in self.blobs:
+                continue
+            survivors = [p for p in [*writes, *self.blobs] if p.startswith(path + "/")]
+            if not survivors:
+                deletes.add(path)
+                continue
+            keep = set(survivors)
+            deletes.update(p for p in self.snapshot.walk(path) if p not in keep)
+        # Unchanged documents need no write.
+        for path in list(writes):
+            try:
+                if self.snapshot.read(path) == writes[path]:
+                    del writes[path]
+            except NotFound:
+                pass
+        return ChangeSet(message=message, writes=writes, blobs=dict(self.blobs), deletes=deletes, summary=summary or {})
+
+
+def root_catalog(ident: str, title: str | None, description: str, license: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": "Catalog", "stac_version": "1.1.0", "id": ident}
+    if title:
+        doc["title"] = title
+    doc["description"] = description
+    doc["links"] = [{"rel": "root", "href": "./catalog.json", "type": JSON}]
+    if license:
+        doc["license"] = license
+    return doc
+
+
+def init_changeset(root_doc: dict[str, Any], config: dict[str, Any]) -> ChangeSet:
+    """The first state of a repository: the root catalog, its index entry and the configuration."""
+    index_writes: dict[str, bytes] = {}
+    entry = Entry(str(root_doc["id"]), ROOT_PATH, StacType.CATALOG.value, None)
+    index_writes[shard_path(entry.id)] = orjson.dumps({entry.id: [entry.to_json()]}, option=orjson.OPT_SORT_KEYS)
+    return ChangeSet(
+        message=f"init: root catalog {root_doc['id']!r}",
+        writes={
+            ROOT_PATH: dumps(root_doc),
+            f"{STATE_DIR}/config.json": dumps(config),
+            **index_writes,
+        },
+        summary={"added": [root_doc["id"]]},
+    )

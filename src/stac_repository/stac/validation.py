@@ -1,0 +1,229 @@
+"""Validation of STAC documents before anything is written.
+
+Two layers:
+
+* structural checks, for every STAC version: what this tool relies on (ids, types, links,
+  item geometry/bbox/datetime, asset hrefs, collection extents), each failure naming the
+  field;
+* JSON schemas, where available offline: the STAC 1.1.0 core schemas bundled with
+  pystac-core, plus any schema found in a local schema folder (``schema_dir``), laid out
+  as ``<schema_dir>/<host>/<path>`` (``schemas.stacspec.org/v1.0.0/item-spec/json-schema/item.json``).
+
+Schemas are compiled once per validator with fastjsonschema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+
+from ..errors import InvalidStac
+from .document import StacType, identify, version_tuple
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_CORE = {
+    StacType.ITEM: "item-spec/json-schema/item.json",
+    StacType.CATALOG: "catalog-spec/json-schema/catalog.json",
+    StacType.COLLECTION: "collection-spec/json-schema/collection.json",
+}
+_GEOMETRY_TYPES = {
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+}
+
+
+def is_rfc3339(value: Any) -> bool:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _fail(file: str | None, field: str, reason: str) -> None:
+    raise InvalidStac(reason, file=file, field=field)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_structure(doc: Any, *, file: str | None = None) -> StacType:
+    """Raise InvalidStac naming the field when ``doc`` is not a usable STAC object."""
+    kind = identify(doc, file=file)
+    if kind is StacType.ITEM_COLLECTION:
+        return kind
+    ident = doc.get("id")
+    if not isinstance(ident, str) or not ident.strip():
+        _fail(file, "id", "missing or empty id" if not ident else "id is not a string")
+    if "\x00" in ident:
+        _fail(file, "id", "id contains a NUL character")
+    version = doc.get("stac_version")
+    if not isinstance(version, str) or not version:
+        _fail(file, "stac_version", "missing stac_version")
+    links = doc.get("links", [] if kind is StacType.ITEM else None)
+    if not isinstance(links, list):
+        _fail(file, "links", "links must be a list")
+    for n, link in enumerate(links):
+        if not isinstance(link, Mapping):
+            _fail(file, f"links[{n}]", "a link must be an object")
+        if not isinstance(link.get("href"), str) or not link["href"]:
+            _fail(file, f"links[{n}].href", "a link needs a non-empty href")
+        if not isinstance(link.get("rel"), str) or not link["rel"]:
+            _fail(file, f"links[{n}].rel", "a link needs a rel")
+    assets = doc.get("assets")
+    if assets is not None:
+        if not isinstance(assets, Mapping):
+            _fail(file, "assets", "assets must be an object")
+        for key, asset in assets.items():
+            if not isinstance(asset, Mapping):
+                _fail(file, f"assets.{key}", "an asset must be an object")
+            if not isinstance(asset.get("href"), str) or not asset["href"]:
+                _fail(file, f"assets.{key}.href", "an asset needs a non-empty href")
+    if kind is StacType.ITEM:
+        _check_item(doc, file, version_tuple(version))
+    else:
+        if not isinstance(doc.get("description"), str):
+            _fail(file, "description", "a catalog or collection needs a description")
+        if kind is StacType.COLLECTION:
+            _check_collection(doc, file)
+    return kind
+
+
+def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ...]) -> None:
+    if "geometry" not in doc:
+        _fail(file, "geometry", "an item needs a geometry (null is allowed)")
+    geometry = doc["geometry"]
+    if geometry is not None:
+        if not isinstance(geometry, Mapping) or geometry.get("type") not in _GEOMETRY_TYPES:
+            _fail(file, "geometry", "not a GeoJSON geometry")
+        bbox = doc.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) not in (4, 6) or not all(map(_is_number, bbox)):
+            _fail(file, "bbox", "an item with a geometry needs a bbox of 4 or 6 numbers")
+    elif "bbox" in doc and version >= (1, 0, 0, 1):
+        _fail(file, "bbox", "an item without geometry must not have a bbox")
+    props = doc.get("properties")
+    if not isinstance(props, Mapping):
+        _fail(file, "properties", "an item needs a properties object")
+    when = props.get("datetime")
+    if when is None:
+        start, end = props.get("start_datetime"), props.get("end_datetime")
+        if start is None or end is None:
+            _fail(
+                file,
+                "properties.datetime",
+                "datetime is null and start_datetime/end_datetime are not both set",
+            )
+    for key in ("datetime", "start_datetime", "end_datetime", "created", "updated"):
+        value = props.get(key)
+        if value is not None and not is_rfc3339(value):
+            _fail(file, f"properties.{key}", f"{value!r} is not an RFC 3339 date-time with a time zone")
+    if version >= (1, 0, 0, 1):
+        has_link = any(link.get("rel") == "collection" for link in doc.get("links", []))
+        if "collection" in doc and not has_link:
+            _fail(file, "collection", "collection is set but there is no link with rel=collection")
+        if has_link and not isinstance(doc.get("collection"), str):
+            _fail(file, "collection", "there is a link with rel=collection but no collection id")
+
+
+def _check_collection(doc: Mapping[str, Any], file: str | None) -> None:
+    if not isinstance(doc.get("license"), str):
+        _fail(file, "license", "a collection needs a license")
+    extent = doc.get("extent")
+    if not isinstance(extent, Mapping):
+        _fail(file, "extent", "a collection needs an extent")
+    spatial, temporal = extent.get("spatial"), extent.get("temporal")
+    boxes = spatial.get("bbox") if isinstance(spatial, Mapping) else None
+    if not isinstance(boxes, list) or not boxes:
+        _fail(file, "extent.spatial.bbox", "needs a list of bounding boxes")
+    for n, box in enumerate(boxes):
+        if not isinstance(box, list) or len(box) not in (4, 6) or not all(map(_is_number, box)):
+            _fail(file, f"extent.spatial.bbox[{n}]", "a bounding box is 4 or 6 numbers")
+    intervals = temporal.get("interval") if isinstance(temporal, Mapping) else None
+    if not isinstance(intervals, list) or not intervals:
+        _fail(file, "extent.temporal.interval", "needs a list of intervals")
+    for n, interval in enumerate(intervals):
+        if not isinstance(interval, list) or len(interval) != 2:
+            _fail(file, f"extent.temporal.interval[{n}]", "an interval is [start, end]")
+        for value in interval:
+            if value is not None and not is_rfc3339(value):
+                _fail(
+                    file,
+                    f"extent.temporal.interval[{n}]",
+                    f"{value!r} is not an RFC 3339 date-time with a time zone",
+                )
+
+
+class SchemaValidator:
+    """Validates documents against their own version's core schema and cached extension schemas."""
+
+    def __init__(self, schema_dir: Path | None = None) -> None:
+        self.schema_dir = schema_dir
+        self._compiled: dict[str, Callable[[Any], Any] | None] = {}
+        self._bundled = importlib.resources.files("pystac.validation.jsonschemas")
+
+    def _load(self, url: str) -> Any:
+        parsed = urlparse(url)
+        if self.schema_dir is not None:
+            local = self.schema_dir / parsed.netloc / parsed.path.lstrip("/")
+            if local.is_file():
+                return orjson.loads(local.read_bytes())
+        name = parsed.path.rsplit("/", 1)[-1]
+        if parsed.netloc == "schemas.stacspec.org" and parsed.path.startswith("/v1.1.0/"):
+            return orjson.loads(self._bundled.joinpath("stac-spec", "v1.1.0", name).read_bytes())
+        if parsed.netloc == "geojson.org":
+            return orjson.loads(self._bundled.joinpath("geojson", name).read_bytes())
+        if parsed.netloc == "json-schema.org":
+            return {}
+        raise FileNotFoundError(url)
+
+    def _validator(self, url: str) -> Callable[[Any], Any] | None:
+        if url not in self._compiled:
+            import fastjsonschema
+
+            try:
+                schema = self._load(url)
+            except (FileNotFoundError, OSError, orjson.JSONDecodeError):
+                self._compiled[url] = None
+            else:
+                handlers = {"https": self._load, "http": self._load}
+                self._compiled[url] = fastjsonschema.compile(schema, handlers=handlers)
+        return self._compiled[url]
+
+    def validate(self, doc: Mapping[str, Any], kind: StacType, *, file: str | None = None) -> list[str]:
+        """Raise InvalidStac on a schema failure; return the schemas that could not be checked."""
+        import fastjsonschema
+
+        version = doc.get("stac_version")
+        urls = [f"https://schemas.stacspec.org/v{version}/{_CORE[kind]}"]
+        for ext in doc.get("stac_extensions") or []:
+            if isinstance(ext, str) and ext.startswith(("http://", "https://")):
+                urls.append(ext)
+        unchecked = []
+        for url in urls:
+            validator = self._validator(url)
+            if validator is None:
+                unchecked.append(url)
+                continue
+            try:
+                validator(doc)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                where = (exc.name or "data").removeprefix("data").lstrip(".") or "(document)"
+                raise InvalidStac(f"{exc.message} (schema {url})", file=file, field=where) from None
+        return unchecked
