@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,12 @@ from .locking import WriterLock
 
 LOCAL_DIR = f"{STATE_DIR}/local"
 """Backend-private and unversioned: lock, journal, generation counter."""
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: ``STAC_REPOSITORY_CRASH_AT=<name>`` kills the process here."""
+    if os.environ.get("STAC_REPOSITORY_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class FileSnapshot(Snapshot):
@@ -193,8 +200,10 @@ class FileBackend(Backend):
             "writes": writes,
             "deletes": sorted(changes.deletes),
         }
+        _crash_point("staged")
         fsutil.atomic_write(self.journal / "COMMIT", orjson.dumps(record), fsync=self.fsync)
         # Committed: from here on recovery rolls forward.
+        _crash_point("committed")
         self._apply(record)
         return Commit(
             id=record["id"],
@@ -220,6 +229,7 @@ class FileBackend(Backend):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, target)
                 touched.add(target.parent)
+                _crash_point("applying")
         if self.fsync:
             for folder in touched:
                 if folder.exists():

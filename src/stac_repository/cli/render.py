@@ -40,7 +40,8 @@ def print_report(report: Any) -> None:
     for result in report.results:
         label = result.id or result.product
         if result.status == "failed":
-            sys.stderr.write(f"failed  {result.product}: {result.step}: {result.reason}\n")
+            reason = str(result.reason).removeprefix(f"{result.product}: ")
+            sys.stderr.write(f"failed  {result.product}: [{result.step}] {reason}\n")
         else:
             out.write(f"{result.status:<8}{label}\n")
         for warning in result.warnings:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StacRepositoryError
 from ..stac.planner import Planner
 from ..stac.source import load_tree
-from ..stac.validation import SchemaValidator
+from ..stac.validation import SchemaValidator, with_posix_hrefs
 
 if TYPE_CHECKING:
     from . import Repository
@@ -147,7 +147,7 @@ def _ingest_one(
         def validate() -> None:
             unchecked: dict[str, int] = {}
             for node in tree.walk():
-                for url in validator.validate(node.doc, node.kind, file=str(node.file)):
+                for url in validator.validate(with_posix_hrefs(node.doc), node.kind, file=str(node.file)):
                     unchecked[url] = unchecked.get(url, 0) + 1
             if unchecked:
                 listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))

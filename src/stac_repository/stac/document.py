@@ -65,50 +65,64 @@ def read_json_file(path: Path) -> Any:
 
 
 def identify(doc: Any, *, file: str | None = None) -> StacType:
-    """The STAC type of a document, also for pre-1.0 documents that have no ``type`` field."""
+    """The STAC type of a document, by the rules of its own STAC version.
+
+    Since 1.0.0-rc.1 every object has a ``type``; before, only items ("Feature") had one,
+    and catalogs and collections were told apart by their fields.
+    """
     if not isinstance(doc, Mapping):
         raise InvalidStac("not a JSON object", file=file)
     kind = doc.get("type")
+    version = doc.get("stac_version")
     if kind == "Feature":
         return StacType.ITEM
     if kind == "FeatureCollection":
         return StacType.ITEM_COLLECTION
-    if kind == "Collection":
-        return StacType.COLLECTION
-    if kind == "Catalog":
-        return StacType.CATALOG
-    if kind is not None:
+    if not isinstance(version, str):
+        raise InvalidStac("not a STAC document (no stac_version)", file=file, field="stac_version")
+    if version_tuple(version) >= TYPE_FIELD_SINCE:
+        if kind == "Collection":
+            return StacType.COLLECTION
+        if kind == "Catalog":
+            return StacType.CATALOG
+        if kind is None:
+            raise InvalidStac(f"no type field (required since STAC 1.0.0-rc.1; document is {version})",
+                              file=file, field="type")
         raise InvalidStac(f"unknown STAC type {kind!r}", file=file, field="type")
-    if "stac_version" not in doc:
-        raise InvalidStac("not a STAC document (no type, no stac_version)", file=file)
-    version = str(doc.get("stac_version", ""))
-    if not _before_1_0(version):
-        raise InvalidStac(f"no type field (required since STAC 1.0.0; document is {version})",
-                          file=file, field="type")
-    # STAC < 1.0 had no "type" for catalogs and collections.
+    if kind is not None:
+        raise InvalidStac(
+            f"type {kind!r} is not a STAC {version} object type "
+            "(catalogs and collections have a type only since 1.0.0-rc.1)",
+            file=file,
+            field="type",
+        )
     if "extent" in doc or "license" in doc:
         return StacType.COLLECTION
     return StacType.CATALOG
 
 
-def _before_1_0(version: str) -> bool:
-    head = version.split("-")[0].split(".")
-    try:
-        return int(head[0]) < 1
-    except ValueError:
-        return False
+_STAGES = {"alpha": 0, "a": 0, "beta": 1, "b": 1, "rc": 2}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    """Numeric part of a STAC version; pre-releases of 1.0.0 sort below 1.0.0."""
-    main, _, pre = version.partition("-")
+    """A sortable form of a STAC version: (major, minor, patch, stage, n), final = stage 3.
+
+    "1.0.0-beta.2" < "1.0.0-RC1" < "1.0.0-rc.3" < "1.0.0".
+    """
+    main, _, pre = version.strip().partition("-")
     parts: list[int] = []
-    for piece in main.split("."):
-        try:
-            parts.append(int(piece))
-        except ValueError:
-            parts.append(0)
-    return (*parts, 0 if pre else 1)
+    for piece in (main.split(".") + ["0", "0", "0"])[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    if not pre:
+        return (*parts, 3, 0)
+    label = "".join(ch for ch in pre.lower() if ch.isalpha())
+    number = "".join(ch for ch in pre if ch.isdigit())
+    return (*parts, _STAGES.get(label, 0), int(number) if number else 0)
+
+
+TYPE_FIELD_SINCE = version_tuple("1.0.0-rc.1")
+V1 = version_tuple("1.0.0")
 
 
 def dumps(doc: Any) -> bytes:

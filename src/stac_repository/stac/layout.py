@@ -49,9 +49,14 @@ def folder_of(doc_path: str) -> str:
     return posixpath.dirname(doc_path)
 
 
-def child_path(parent_doc_path: str, child_id: str, kind: StacType) -> str:
-    """Path of a child object's document under its parent."""
-    base = posixpath.join(folder_of(parent_doc_path), segment(child_id))
+def child_path(parent_doc_path: str, child_id: str, kind: StacType, *, duplicate: int = 0) -> str:
+    """Path of a child object's document under its parent.
+
+    ``duplicate`` > 0 names the n-th further sibling with the same id (STAC asks for unique
+    ids but real catalogs repeat them; each still gets a folder of its own).
+    """
+    folder = segment(child_id) if not duplicate else f"{segment(child_id)}-dup{duplicate}"
+    base = posixpath.join(folder_of(parent_doc_path), folder)
     if kind is StacType.ITEM:
         name = segment(child_id)
         if f"{name}.json".lower() in _STATE_NAMES:

@@ -121,7 +121,11 @@ class Planner:
             parent_entry = self.select(parent)
             if parent_entry.type == StacType.ITEM:
                 raise UsageError(f"parent {parent!r} is an item; items cannot have children")
-            old = next((e for e in existing if e.parent == parent_entry.path), None)
+            same_place = [e for e in existing if e.parent == parent_entry.path]
+            if len(same_place) > 1:
+                where = ", ".join(sorted(e.path for e in same_place))
+                raise Conflict(f"id {tree.id!r} is ambiguous under {parent!r} ({where})")
+            old = same_place[0] if same_place else None
         else:
             candidates = [e for e in existing if e.parent is not None]
             if len(candidates) > 1:
@@ -171,18 +175,19 @@ class Planner:
         stack = [tree]
         while stack:
             node = stack.pop()
-            seen: dict[str, str] = {}
+            taken: set[str] = set()
             for child in node.children:
+                duplicate = 0
                 path = child_path(paths[id(node)], child.id, child.kind)
-                key = folder_of(path).lower()
-                if key in seen:
-                    raise InvalidStac(
-                        f"two children share the id {child.id!r}"
-                        if seen[key] == child.id
-                        else f"children {seen[key]!r} and {child.id!r} map to the same folder",
-                        file=str(node.file),
+                while folder_of(path).lower() in taken:
+                    duplicate += 1
+                    path = child_path(paths[id(node)], child.id, child.kind, duplicate=duplicate)
+                if duplicate:
+                    self.outcome.warnings.append(
+                        f"{node.file}: several children have the id {child.id!r}; "
+                        f"stored apart as {path!r}"
                     )
-                seen[key] = child.id
+                taken.add(folder_of(path).lower())
                 paths[id(child)] = path
                 stack.append(child)
         return paths
@@ -255,6 +260,7 @@ class Planner:
                         f"{node.id}: {link.get('rel')} link {link['href']!r} points outside "
                         "the product; kept as given"
                     )
+                    link = {**link, "href": link["href"].replace("\\", "/")}
             links.append(link)
         return links
 
@@ -292,7 +298,7 @@ class Planner:
                 )
             if not os.path.lexists(target):
                 self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
-                assets[key] = asset
+                assets[key] = {**asset, "href": href.replace("\\", "/")}
                 continue
             real = Path(os.path.realpath(target))
             if not real.exists():

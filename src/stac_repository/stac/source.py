@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..errors import InvalidStac
-from .document import StacType, read_json_file
+from .document import StacType, read_json_file, version_tuple
 from .validation import check_structure
 
 MAX_DEPTH = 256
@@ -78,6 +78,7 @@ def load_tree(root_file: Path) -> SourceNode:
             raise InvalidStac("an ItemCollection cannot be a child", file=str(file))
         node = SourceNode(kind=kind, doc=doc, file=file)
         if kind is StacType.ITEM:
+            _check_old_commons(doc, file)
             return node
         for link in doc.get("links", []):
             if link.get("rel") not in ("child", "item"):
@@ -106,3 +107,20 @@ def load_tree(root_file: Path) -> SourceNode:
         return node
 
     return load(root_file, 0)
+
+
+def _check_old_commons(doc: dict[str, Any], file: Path) -> None:
+    """STAC 0.8 items inherit properties from their collection: it must be at hand."""
+    if version_tuple(str(doc.get("stac_version"))) >= version_tuple("0.9.0"):
+        return
+    for link in doc.get("links", []):
+        if link.get("rel") != "collection":
+            continue
+        target = local_target(link["href"], file)
+        if target is None or not target.is_file():
+            raise InvalidStac(
+                f"a STAC {doc.get('stac_version')} item inherits properties from its collection "
+                f"{link['href']!r}, which is not available locally",
+                file=str(file),
+                field="links",
+            )

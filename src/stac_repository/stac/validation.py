@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import orjson
 
 from ..errors import InvalidStac
-from .document import StacType, identify, version_tuple
+from .document import V1, StacType, identify, version_tuple
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -116,7 +116,7 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
         bbox = doc.get("bbox")
         if not isinstance(bbox, list) or len(bbox) not in (4, 6) or not all(map(_is_number, bbox)):
             _fail(file, "bbox", "an item with a geometry needs a bbox of 4 or 6 numbers")
-    elif "bbox" in doc and version >= (1, 0, 0, 1):
+    elif "bbox" in doc and version >= V1:
         _fail(file, "bbox", "an item without geometry must not have a bbox")
     props = doc.get("properties")
     if not isinstance(props, Mapping):
@@ -134,12 +134,27 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
         value = props.get(key)
         if value is not None and not is_rfc3339(value):
             _fail(file, f"properties.{key}", f"{value!r} is not an RFC 3339 date-time with a time zone")
-    if version >= (1, 0, 0, 1):
+    if version < V1:
+        _check_old_eo_bands(doc, file)
+    if version >= V1:
         has_link = any(link.get("rel") == "collection" for link in doc.get("links", []))
         if "collection" in doc and not has_link:
             _fail(file, "collection", "collection is set but there is no link with rel=collection")
         if has_link and not isinstance(doc.get("collection"), str):
             _fail(file, "collection", "there is a link with rel=collection but no collection id")
+
+
+def _check_old_eo_bands(doc: Mapping[str, Any], file: str | None) -> None:
+    """Before 1.0, an asset's eo:bands were indices into the item's eo:bands list."""
+    bands = doc["properties"].get("eo:bands")
+    for key, asset in (doc.get("assets") or {}).items():
+        indices = asset.get("eo:bands")
+        if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+            continue
+        if not isinstance(bands, list) or any(not 0 <= i < len(bands) for i in indices):
+            _fail(file, f"assets.{key}.eo:bands", "refers to a band that properties.eo:bands does not list")
+        if any(not isinstance(bands[i], Mapping) for i in indices):
+            _fail(file, "properties.eo:bands", "a band must be an object")
 
 
 def _check_collection(doc: Mapping[str, Any], file: str | None) -> None:
@@ -227,3 +242,24 @@ class SchemaValidator:
                 where = (exc.name or "data").removeprefix("data").lstrip(".") or "(document)"
                 raise InvalidStac(f"{exc.message} (schema {url})", file=file, field=where) from None
         return unchecked
+
+
+def with_posix_hrefs(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with Windows separators in local link and asset hrefs made POSIX.
+
+    Those hrefs are rewritten when stored (or, for missing files, stored this way), so the
+    schema is asked about the form that will be written.
+    """
+
+    def fix(obj: Any) -> Any:
+        href = obj.get("href") if isinstance(obj, Mapping) else None
+        if isinstance(href, str) and "\\" in href and "://" not in href:
+            return {**obj, "href": href.replace("\\", "/")}
+        return obj
+
+    out = dict(doc)
+    if isinstance(doc.get("links"), list):
+        out["links"] = [fix(link) for link in doc["links"]]
+    if isinstance(doc.get("assets"), Mapping):
+        out["assets"] = {key: fix(asset) for key, asset in doc["assets"].items()}
+    return out
