@@ -1,0 +1,854 @@
+"""The "git" backend: every transaction is one git commit; history, rollback and backups come free.
+
+Layout. ``root`` is an ordinary (non-bare) git repository on one branch (``main``; whatever
+HEAD names). The working tree always shows the catalog as plain files, so pystac, STAC Browser
+or ``git clone`` read it without this tool; the index is kept in step so ``git status`` is quiet.
+A bare repository (a backup) opens too: it simply has no working tree to update.
+
+Commits cost what they change. Blobs are written straight into the object database, only the
+trees on changed paths are rebuilt (TreeBuilder, never an index scan), and the branch moves by
+compare-and-swap (libgit2 checks the old value under ``refs/heads/<branch>.lock``) while the
+writer holds the flock ``.git/stac-repository/lock``. With ``fsync`` on, every new object and
+the moved ref are fsynced before the commit returns; ``core.fsync`` is also set for the git CLI.
+
+Commit point and recovery. Moving the branch is the commit point: a crash before it leaves only
+unreferenced objects (``git gc`` drops them), the branch still on a complete commit. The working
+tree and index are caches of the branch: ``.git/stac-repository/worktree`` records the tree they
+reflect, and after a crash the next open or transaction re-syncs the paths that differ (a diff
+of two trees that skips identical subtrees, so O(changed) again).
+
+History metadata. The ChangeSet message is the commit message; the summary follows as one JSON
+trailer line (``Stac-Repository-Summary: {...}``) so :meth:`GitBackend.log` reads it from the
+commit alone, without diffing trees. Author and committer: ``STAC_REPOSITORY_AUTHOR``
+("Name <email>"), else git's user.name/user.email, else ``stac-repository <stac-repository@localhost>``.
+
+Assets. Files from ``ChangeSet.blobs`` of at least ``lfs.threshold`` bytes (repository config,
+default 0: every non-empty asset) go to Git LFS (see :mod:`.lfs`); documents always stay plain
+blobs so a clone without git-lfs still holds the whole catalog. Reads and the working tree see
+the real bytes.
+
+Backups (:meth:`GitBackend.native_backup`) are bare repositories: one pack of every object
+reachable from the chosen commit, the branch pointing at it, and the LFS objects those commits
+use. They open directly, and :meth:`GitBackend.restore_native` turns one back into a working
+repository with the same commit ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import orjson
+import pygit2
+
+from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
+from . import fsutil, lfs
+from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, check_path
+from .locking import WriterLock
+
+CONFIG_PATH = f"{STATE_DIR}/config.json"
+PRIVATE_DIR = "stac-repository"
+"""Backend-private, unversioned state inside the git directory: writer lock, worktree marker."""
+DEFAULT_BRANCH = "main"
+SUMMARY_TRAILER = "Stac-Repository-Summary"
+DEFAULT_AUTHOR = ("stac-repository", "stac-repository@localhost")
+DEFAULT_LFS_THRESHOLD = 0
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
+"""Git gives these names meaning: the backend writes .gitattributes itself and refuses them all."""
+
+_TREE = pygit2.GIT_FILEMODE_TREE
+_BLOB = pygit2.GIT_FILEMODE_BLOB
+_FILE_MODES = frozenset({pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE})
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^+-]*")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_AUTHOR = re.compile(r"\s*([^<>]*?)\s*<([^<>\s]*)>\s*")
+_REF_HELP = "use a commit id, a tag, a branch, HEAD~N or a date like 2026-01-01T00:00"
+
+
+@contextlib.contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    """Translate pygit2 and OS failures into BackendError at the boundary."""
+    try:
+        yield
+    except StacRepositoryError:
+        raise
+    except (pygit2.GitError, OSError) as exc:
+        raise BackendError(f"{action}: {exc}") from exc
+
+
+def _open_repository(root: Path) -> pygit2.Repository:
+    """The repository whose top is exactly ``root`` (never one found in a parent folder)."""
+    try:
+        repo = pygit2.Repository(str(root), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except (pygit2.GitError, OSError):
+        raise NotFound(f"{root} is not a git repository") from None
+    top = Path(repo.path if repo.is_bare else repo.workdir)
+    if top.resolve() != root.resolve():
+        raise NotFound(f"{root} is not the top of a git repository")
+    return repo
+
+
+def _branch_ref_name(repo: pygit2.Repository) -> str:
+    head = repo.references.get("HEAD")
+    if head is None or head.type != pygit2.enums.ReferenceType.SYMBOLIC:
+        raise BackendError(f"HEAD of {repo.path} is detached: check out the repository's branch")
+    return str(head.target)
+
+
+def _branch_commit(repo: pygit2.Repository) -> pygit2.Commit | None:
+    ref = repo.references.get(_branch_ref_name(repo))
+    return None if ref is None else ref.peel(pygit2.Commit)
+
+
+def _signature(repo: pygit2.Repository) -> pygit2.Signature:
+    """Author and committer of new commits (see the module docstring for the order of sources)."""
+    configured = os.environ.get("STAC_REPOSITORY_AUTHOR")
+    if configured:
+        match = _AUTHOR.fullmatch(configured)
+        if match is None or not match[1] or not match[2]:
+            raise UsageError(f"STAC_REPOSITORY_AUTHOR={configured!r} is not of the form 'Name <email>'")
+        return pygit2.Signature(match[1], match[2])
+    try:
+        config = repo.config
+        return pygit2.Signature(config["user.name"], config["user.email"])
+    except (KeyError, pygit2.GitError, ValueError):
+        return pygit2.Signature(*DEFAULT_AUTHOR)
+
+
+# -- commit messages ------------------------------------------------------------------------
+
+
+def compose_message(message: str, summary: dict[str, Any]) -> str:
+    text = message.strip() or "(no message)"
+    if summary:
+        try:
+            encoded = orjson.dumps(summary).decode()
+        except TypeError as exc:
+            raise BackendError(f"the transaction summary is not JSON: {exc}") from exc
+        text += f"\n\n{SUMMARY_TRAILER}: {encoded}"
+    return text + "\n"
+
+
+def parse_message(raw: str) -> tuple[str, dict[str, Any]]:
+    """First line and summary of a commit message (a missing or broken trailer is no summary)."""
+    first = raw.split("\n", 1)[0]
+    marker = f"\n{SUMMARY_TRAILER}: "
+    start = raw.rfind(marker)
+    if start < 0:
+        return first, {}
+    line = raw[start + len(marker) :].split("\n", 1)[0]
+    try:
+        summary = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return first, {}
+    return first, summary if isinstance(summary, dict) else {}
+
+
+_ZONES: dict[int, dt.timezone] = {}
+
+
+def to_commit(commit: pygit2.Commit) -> Commit:
+    offset = commit.commit_time_offset
+    zone = _ZONES.get(offset)
+    if zone is None:
+        zone = _ZONES[offset] = dt.timezone(dt.timedelta(minutes=offset))
+    first, summary = parse_message(commit.message)
+    return Commit(
+        id=str(commit.id),
+        time=dt.datetime.fromtimestamp(commit.commit_time, zone),
+        message=first,
+        parents=tuple(str(p) for p in commit.parent_ids),
+        summary=summary,
+    )
+
+
+# -- trees ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """A file to set (``oid``) or a file or folder to delete (``oid`` None)."""
+
+    oid: pygit2.Oid | None
+    mode: int = _BLOB
+
+
+_Node = dict[str, "_Node | _Leaf"]
+
+
+def _nest(changes: dict[str, _Leaf]) -> _Node:
+    """Paths to a nested dict of folders; changes under a deleted folder are moot."""
+    root: _Node = {}
+    for path in sorted(changes):
+        *folders, name = path.split("/")
+        node = root
+        for part in folders:
+            child = node.get(part)
+            if isinstance(child, _Leaf) and child.oid is None:
+                break
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        else:
+            node[name] = changes[path]
+    return root
+
+
+def _write_tree(
+    repo: pygit2.Repository, base: pygit2.Tree | None, node: _Node, created: list[pygit2.Oid]
+) -> pygit2.Oid | None:
+    """Rebuild ``base`` with ``node`` applied, touching only the subtrees on changed paths."""
+    builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
+    for name, change in node.items():
+        existing = builder.get(name)
+        if isinstance(change, _Leaf):
+            if change.oid is not None:
+                builder.insert(name, change.oid, change.mode)
+            elif existing is not None:
+                builder.remove(name)
+            continue
+        sub_base = repo[existing.id] if existing is not None and existing.filemode == _TREE else None
+        oid = _write_tree(repo, sub_base, change, created)
+        if oid is not None:
+            builder.insert(name, oid, _TREE)
+        elif existing is not None:
+            builder.remove(name)
+    if len(builder) == 0:
+        return None
+    oid = builder.write()
+    created.append(oid)
+    return oid
+
+
+def diff_trees(
+    repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str = ""
+) -> Iterator[tuple[str, pygit2.Object | None]]:
+    """File-level changes from ``old`` to ``new``: (path, new entry) or (path, None) if removed.
+
+    Identical subtrees are skipped by id, so the cost follows the change, not the tree.
+    """
+    before = {e.name: e for e in old} if old is not None else {}
+    after = {e.name: e for e in new} if new is not None else {}
+    for name in sorted(before.keys() | after.keys()):
+        o, n = before.get(name), after.get(name)
+        if o is not None and n is not None and o.id == n.id and o.filemode == n.filemode:
+            continue
+        path = prefix + name
+        o_tree = o if o is not None and o.filemode == _TREE else None
+        n_tree = n if n is not None and n.filemode == _TREE else None
+        if o is not None and o_tree is None and (n is None or n_tree is not None):
+            yield path, None
+        if o_tree is not None or n_tree is not None:
+            yield from diff_trees(repo, o_tree, n_tree, path + "/")  # type: ignore[arg-type]
+        if n is not None and n_tree is None and n.filemode in _FILE_MODES:
+            yield path, n
+
+
+def _is_reserved(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] in RESERVED_NAMES
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+class GitSnapshot(Snapshot):
+    """One commit's tree: immutable, so readers need no lock and never see a half-applied change."""
+
+    def __init__(self, backend: GitBackend, commit: pygit2.Commit | None) -> None:
+        self.backend = backend
+        self.repo = backend.repo
+        self.ref = str(commit.id) if commit is not None else None
+        self.tree: pygit2.Tree | None = commit.tree if commit is not None else None
+        self._lfs_names: dict[str, frozenset[str]] = {}
+
+    def _entry(self, path: str) -> pygit2.Object | None:
+        if self.tree is None or not path or _is_reserved(path):
+            return None
+        try:
+            return self.tree[path]
+        except (KeyError, ValueError):
+            return None
+
+    def _blob(self, path: str) -> pygit2.Blob:
+        entry = self._entry(path)
+        if entry is None or entry.filemode not in _FILE_MODES:
+            raise NotFound(f"no file {path!r} in the repository at {self.ref}")
+        blob: pygit2.Blob = self.repo[entry.id]
+        return blob
+
+    def lfs_names(self, folder: str) -> frozenset[str]:
+        """Names in ``folder`` that are LFS pointers, from its .gitattributes (cached)."""
+        names = self._lfs_names.get(folder)
+        if names is None:
+            names = frozenset()
+            if self.tree is not None:
+                try:
+                    entry = self.tree[_join(folder, lfs.ATTRIBUTES)]
+                except KeyError:
+                    entry = None
+                if entry is not None and entry.filemode in _FILE_MODES:
+                    names = lfs.parse_attributes(self.repo[entry.id].data)
+            self._lfs_names[folder] = names
+        return names
+
+    def _pointer(self, path: str, blob: pygit2.Blob) -> lfs.Pointer | None:
+        if blob.size > lfs.MAX_POINTER_SIZE:
+            return None
+        if path.rsplit("/", 1)[-1] not in self.lfs_names(_folder(path)):
+            return None
+        return lfs.parse_pointer(blob.data)
+
+    def read(self, path: str) -> bytes:
+        with self.open(path) as stream:
+            return stream.read()
+
+    def exists(self, path: str) -> bool:
+        entry = self._entry(path)
+        return entry is not None and entry.filemode in _FILE_MODES
+
+    def open(self, path: str) -> BinaryIO:
+        blob = self._blob(path)
+        pointer = self._pointer(path, blob)
+        if pointer is not None:
+            return self.backend.lfs.open(pointer, path)
+        return io.BytesIO(blob.data)
+
+    def walk(self, prefix: str = "") -> Iterator[str]:
+        if self.tree is None:
+            return
+        tree = self.tree
+        if prefix:
+            entry = self._entry(prefix)
+            if entry is None:
+                return
+            if entry.filemode in _FILE_MODES:
+                yield prefix
+                return
+            if entry.filemode != _TREE:
+                return
+            tree = self.repo[entry.id]
+        found: list[str] = []
+        stack: list[tuple[str, pygit2.Tree]] = [(f"{prefix}/" if prefix else "", tree)]
+        while stack:
+            base, folder = stack.pop()
+            for entry in folder:
+                if entry.filemode == _TREE:
+                    stack.append((f"{base}{entry.name}/", self.repo[entry.id]))
+                elif entry.filemode in _FILE_MODES and entry.name not in RESERVED_NAMES:
+                    found.append(base + entry.name)
+        yield from sorted(found)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+class _GitTransaction(Transaction):
+    def __init__(self, backend: GitBackend, head: pygit2.Commit | None) -> None:
+        self.backend = backend
+        self.head = head
+        self.snapshot = GitSnapshot(backend, head)
+
+    def commit(self, changes: ChangeSet) -> Commit | None:
+        changes.check()
+        for path in [*changes.writes, *changes.blobs, *changes.deletes]:
+            if _is_reserved(path):
+                raise BackendError(f"refused write to git-reserved path {path!r}")
+        if changes.is_empty():
+            return None
+        snapshot = self.snapshot
+        assert isinstance(snapshot, GitSnapshot)
+        with _storage_errors("cannot commit the transaction"):
+            created: list[pygit2.Oid] = []
+            tree = self.backend._apply(snapshot, changes, created)
+            return self._land(tree, changes.message, changes.summary, created)
+
+    def _land(
+        self, tree: pygit2.Oid, message: str, summary: dict[str, Any], created: list[pygit2.Oid]
+    ) -> Commit | None:
+        if self.head is not None and self.head.tree_id == tree:
+            return None
+        commit = self.backend._commit(self.head, tree, compose_message(message, summary), created)
+        self.head = commit
+        self.snapshot = GitSnapshot(self.backend, commit)
+        return to_commit(commit)
+
+
+class GitBackend(Backend):
+    name: ClassVar[str] = "git"
+    has_history: ClassVar[bool] = True
+    description: ClassVar[str] = "git repository: one commit per transaction, assets in Git LFS"
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        super().__init__(root)
+        self._attach(_open_repository(root), fsync)
+        if not self._is_stac_repository():
+            raise NotFound(f"{root} is a git repository but not a stac-repository (no {CONFIG_PATH})")
+        self._recover_if_idle()
+
+    def _attach(self, repo: pygit2.Repository, fsync: bool) -> None:
+        self.repo = repo
+        self.fsync = fsync
+        self.git_dir = Path(repo.path)
+        self.private = self.git_dir / PRIVATE_DIR
+        self.lfs = lfs.Store(self.git_dir)
+        self.branch = _branch_ref_name(repo)
+
+    def _is_stac_repository(self) -> bool:
+        with _storage_errors(f"cannot read {self.root}"):
+            head = _branch_commit(self.repo)
+        return head is not None and GitSnapshot(self, head).exists(CONFIG_PATH)
+
+    # -- discovery and creation -------------------------------------------------------
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        try:
+            repo = _open_repository(root)
+            head = _branch_commit(repo)
+            if head is None:
+                return False
+            head.tree[CONFIG_PATH]
+        except (StacRepositoryError, KeyError, pygit2.GitError, OSError):
+            return False
+        return True
+
+    @classmethod
+    def create(cls, root: Path, changes: ChangeSet, *, options: dict[str, Any]) -> GitBackend:
+        with _storage_errors(f"cannot create a git repository at {root}"):
+            repo = pygit2.init_repository(str(root), bare=False, initial_head=DEFAULT_BRANCH)
+            backend = cls.__new__(cls)
+            Backend.__init__(backend, root)
+            backend._attach(repo, bool(options.get("fsync", True)))
+            backend._prepare()
+        with backend.transaction(timeout=0) as tx:
+            tx.commit(changes)
+        return backend
+
+    def _prepare(self) -> None:
+        """Repository settings and private state of a new repository (before its first commit)."""
+        config = self.repo.config
+        config["core.fsync"] = "committed,index"  # git >= 2.36; the git CLI is durable too
+        config["core.fsyncMethod"] = "fsync"
+        self.private.mkdir(exist_ok=True)
+        if not self.repo.is_bare:
+            self._mark_worktree(EMPTY_TREE)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def head(self) -> pygit2.Commit:
+        with _storage_errors(f"cannot read the branch of {self.root}"):
+            commit = _branch_commit(self.repo)
+        if commit is None:
+            raise NotFound(f"{self.root} has no commit yet")
+        return commit
+
+    def snapshot(self, ref: str | None = None) -> GitSnapshot:
+        commit = self.head() if ref is None else self.repo[self.resolve(ref)]
+        return GitSnapshot(self, commit)
+
+    def resolve(self, ref: str) -> str:
+        """The full id of the commit ``ref`` names (id, tag, branch, HEAD~N or date)."""
+        if _DATE.fullmatch(ref):
+            return self._resolve_date(ref)
+        if len(ref) > 256 or not _REF.fullmatch(ref) or ".." in ref:
+            raise UsageError(f"refused ref {ref!r}: {_REF_HELP}")
+        try:
+            commit = self.repo.revparse_single(ref).peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            raise NotFound(f"unknown ref {ref!r}: {_REF_HELP}") from None
+        return str(commit.id)
+
+    def _resolve_date(self, ref: str) -> str:
+        try:
+            when = dt.datetime.fromisoformat(ref)
+        except ValueError:
+            raise UsageError(f"refused ref {ref!r}: not a valid date/time") from None
+        limit = when.astimezone().timestamp()  # a naive time is local time, as in git
+        walker = self.repo.walk(self.head().id, pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.simplify_first_parent()
+        first: pygit2.Commit | None = None
+        for commit in walker:
+            if commit.commit_time <= limit:
+                return str(commit.id)
+            first = commit
+        since = to_commit(first).time.isoformat() if first is not None else "never"
+        raise NotFound(f"no commit at or before {ref} (the history starts at {since})")
+
+    def log(self, ref: str | None = None) -> Iterator[Commit]:
+        start = self.head().id if ref is None else pygit2.Oid(hex=self.resolve(ref))
+        walker = self.repo.walk(start, pygit2.enums.SortMode.TOPOLOGICAL)
+        return (to_commit(commit) for commit in walker)
+
+    # -- writing ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self, *, timeout: float) -> Iterator[Transaction]:
+        with _storage_errors(f"cannot prepare {self.private}"):
+            self.private.mkdir(exist_ok=True)
+        with WriterLock(self.private / "lock", timeout=timeout):
+            self._recover()
+            with _storage_errors(f"cannot read the branch of {self.root}"):
+                head = _branch_commit(self.repo)
+            yield _GitTransaction(self, head)
+
+    def restore(self, ref: str, *, timeout: float, message: str) -> Commit | None:
+        """A new commit whose tree is ``ref``'s: history keeps everything, so this too can be undone."""
+        with self.transaction(timeout=timeout) as tx:
+            assert isinstance(tx, _GitTransaction)
+            target: pygit2.Commit = self.repo[self.resolve(ref)]
+            with _storage_errors(f"cannot restore {ref}"):
+                return tx._land(target.tree_id, message, {"restored": str(target.id), "ref": ref}, [])
+
+    def _lfs_threshold(self, snapshot: GitSnapshot) -> int:
+        try:
+            config = orjson.loads(snapshot.read(CONFIG_PATH))
+            value = config.get("lfs", {}).get("threshold", DEFAULT_LFS_THRESHOLD)
+        except (NotFound, orjson.JSONDecodeError, AttributeError):
+            return DEFAULT_LFS_THRESHOLD
+        return int(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_LFS_THRESHOLD
+
+    def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, created: list[pygit2.Oid]) -> pygit2.Oid:
+        """Write the new blobs and the trees on their paths; the id of the resulting root tree."""
+        leaves: dict[str, _Leaf] = {}
+        lfs_updates: dict[str, dict[str, bool]] = {}
+        for path, data in changes.writes.items():
+            leaves[path] = _Leaf(self.repo.create_blob(data))
+            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
+        threshold = self._lfs_threshold(snapshot)
+        for path, source in changes.blobs.items():
+            oid, is_lfs = self._store_blob(path, source, threshold)
+            leaves[path] = _Leaf(oid)
+            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = is_lfs
+        for path in changes.deletes:
+            leaves[path] = _Leaf(None)
+            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
+        for folder, updates in lfs_updates.items():
+            if not _under_any(folder, changes.deletes):
+                self._update_attributes(snapshot, folder, updates, leaves)
+        created.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
+        tree = _write_tree(self.repo, snapshot.tree, _nest(leaves), created)
+        return tree if tree is not None else self.repo.TreeBuilder().write()
+
+    def _store_blob(self, path: str, source: Path, threshold: int) -> tuple[pygit2.Oid, bool]:
+        try:
+            size = source.stat().st_size
+        except OSError as exc:
+            raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
+        name = path.rsplit("/", 1)[-1]
+        if size == 0 or size < threshold or not lfs.can_track(name):
+            return self.repo.create_blob_fromdisk(str(source)), False
+        pointer = self.lfs.add(source, fsync=self.fsync)
+        return self.repo.create_blob(pointer.encode()), True
+
+    def _update_attributes(
+        self, snapshot: GitSnapshot, folder: str, updates: dict[str, bool], leaves: dict[str, _Leaf]
+    ) -> None:
+        current = snapshot.lfs_names(folder)
+        names = {n for n in current if updates.get(n, True)} | {n for n, on in updates.items() if on}
+        if names == current:
+            return
+        path = _join(folder, lfs.ATTRIBUTES)
+        leaves[path] = _Leaf(self.repo.create_blob(lfs.render_attributes(names)) if names else None)
+
+    def _commit(
+        self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, created: list[pygit2.Oid]
+    ) -> pygit2.Commit:
+        """Write the commit, make everything durable, then move the branch (the commit point)."""
+        signature = _signature(self.repo)
+        parents = [head.id] if head is not None else []
+        oid = self.repo.create_commit(None, signature, signature, message, tree, parents)
+        if self.fsync:
+            self._fsync_objects([*created, oid])
+        self._move_branch(head, oid, message.split("\n", 1)[0])
+        commit: pygit2.Commit = self.repo[oid]
+        self._sync_worktree_after_commit(commit.tree)
+        return commit
+
+    def _move_branch(self, head: pygit2.Commit | None, oid: pygit2.Oid, title: str) -> None:
+        reflog = f"stac-repository: {title}"
+        try:
+            if head is None:
+                self.repo.references.create(self.branch, oid, message=reflog)
+            else:
+                ref = self.repo.references[self.branch]
+                if ref.target != head.id:
+                    raise pygit2.GitError("old reference value does not match")
+                ref.set_target(oid, reflog)  # libgit2 re-checks the old value under the ref lock
+        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError) as exc:
+            raise Conflict(
+                f"{self.branch} moved during the transaction (another program wrote to the repository); "
+                f"nothing was committed, try again ({exc})"
+            ) from None
+        if self.fsync:
+            ref_file = self.git_dir / self.branch
+            if ref_file.exists():
+                _fsync_file(ref_file)
+                fsutil.fsync_dir(ref_file.parent)
+
+    def _fsync_objects(self, oids: Iterable[pygit2.Oid]) -> None:
+        """fsync the loose files of new objects (objects already packed were made durable then)."""
+        folders = set()
+        for oid in set(oids):
+            hexid = str(oid)
+            path = self.git_dir / "objects" / hexid[:2] / hexid[2:]
+            if path.exists():
+                _fsync_file(path)
+                folders.add(path.parent)
+        for folder in folders:
+            fsutil.fsync_dir(folder)
+
+    # -- the working tree -------------------------------------------------------------
+
+    def _marker(self) -> Path:
+        return self.private / "worktree"
+
+    def _worktree_tree(self) -> str | None:
+        """The tree the working tree reflects; None when unknown (a plain clone: git checked it out)."""
+        try:
+            text = self._marker().read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not re.fullmatch(r"[0-9a-f]{40}", text):
+            raise BackendError(f"corrupt working-tree marker {self._marker()}")
+        return text
+
+    def _mark_worktree(self, tree: str) -> None:
+        fsutil.atomic_write(self._marker(), f"{tree}\n".encode(), fsync=self.fsync)
+
+    def _needs_sync(self) -> bool:
+        if self.repo.is_bare:
+            return False
+        synced = self._worktree_tree()
+        head = _branch_commit(self.repo)
+        return synced is not None and head is not None and synced != str(head.tree_id)
+
+    def _recover(self) -> None:
+        """Under the lock: finish a working-tree update that a crash interrupted."""
+        self.lfs.clean_tmp()
+        if self._needs_sync():
+            with _storage_errors(f"cannot update the working tree of {self.root}"):
+                self._sync_worktree(_branch_commit(self.repo).tree)  # type: ignore[union-attr]
+
+    def _recover_if_idle(self) -> None:
+        with _storage_errors(f"cannot read {self.root}"):
+            if not self._needs_sync():
+                return
+        try:
+            with WriterLock(self.private / "lock", timeout=0):
+                self._recover()
+        except Locked:  # a live writer is updating the working tree; it will finish
+            return
+
+    def _sync_worktree_after_commit(self, tree: pygit2.Tree) -> None:
+        """After the commit point a failure must not undo the commit: the next open repairs it."""
+        if self.repo.is_bare:
+            return
+        with contextlib.suppress(OSError, pygit2.GitError, StacRepositoryError):
+            self._sync_worktree(tree)
+
+    def _sync_worktree(self, tree: pygit2.Tree) -> None:
+        """Bring the working tree and index from the marked tree to ``tree``, path by path."""
+        synced = self._worktree_tree()
+        old = None if synced in (None, EMPTY_TREE) else self.repo[synced]
+        changes = list(diff_trees(self.repo, old, tree))
+        view = GitSnapshot(self, None)
+        view.tree = tree
+        index = self.repo.index
+        index.read(False)
+        touched: set[Path] = set()
+        for path, entry in changes:
+            if entry is None:
+                _remove(self.root / path)
+                touched.add((self.root / path).parent)
+                with contextlib.suppress(OSError):
+                    index.remove(path)
+        for path, entry in changes:
+            if entry is not None:
+                self._write_worktree_file(view, path)
+                touched.add((self.root / path).parent)
+                index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+        for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+            if self.fsync and folder.exists():
+                fsutil.fsync_dir(folder)
+            fsutil.prune_empty_dirs(folder, self.root)
+        index.write()
+        self._mark_worktree(str(tree.id))
+
+    def _write_worktree_file(self, view: GitSnapshot, path: str) -> None:
+        target = self.root / path
+        _make_folder(target.parent, self.root)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        tmp = target.with_name(f".{target.name}.stac-repository-tmp")
+        with view.open(path) as stream:
+            lfs.copy_stream(stream, tmp, fsync=self.fsync)
+        os.replace(tmp, target)
+
+    # -- backups ----------------------------------------------------------------------
+
+    def backup(self, destination: Path, *, ref: str | None = None) -> None:
+        self.native_backup(destination, ref=ref)
+
+    def native_backup(self, destination: Path, *, ref: str | None = None) -> int:
+        """A bare repository at ``destination``: history up to ``ref`` and its LFS objects.
+
+        Returns the number of catalog files at ``ref``.
+        """
+        tip = self.head() if ref is None else self.repo[self.resolve(ref)]
+        with _storage_errors(f"cannot write the backup {destination}"), _staging(destination) as tmp:
+            copy = pygit2.init_repository(str(tmp), bare=True, initial_head=_short(self.branch))
+            _copy_history(self, copy, tip, self.branch)
+            if self.fsync:
+                _fsync_tree(tmp)
+        return sum(1 for _ in GitSnapshot(self, tip).walk())
+
+    @classmethod
+    def restore_native(cls, source: Path, path: Path) -> GitBackend:
+        """A working repository at ``path`` with the history (same commit ids) of ``source``."""
+        origin = cls(source.absolute())
+        tip = origin.head()
+        with _storage_errors(f"cannot restore {source} into {path}"), _staging(path) as tmp:
+            repo = pygit2.init_repository(str(tmp), bare=False, initial_head=_short(origin.branch))
+            restored = cls.__new__(cls)
+            Backend.__init__(restored, tmp)
+            restored._attach(repo, origin.fsync)
+            restored._prepare()
+            _copy_history(origin, repo, tip, origin.branch)
+            if origin.fsync:
+                _fsync_tree(Path(repo.path))
+            with restored.transaction(timeout=0):
+                pass  # recovery checks out the working tree: marker (empty) != branch tree
+            restored.close()
+        origin.close()
+        return cls(path)
+
+    def close(self) -> None:
+        self.repo.free()
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _under_any(folder: str, deletes: set[str]) -> bool:
+    """True when ``folder`` is, or lies under, a deleted path."""
+    return any(folder == d or folder.startswith(d + "/") for d in deletes)
+
+
+def _short(branch: str) -> str:
+    return branch.removeprefix("refs/heads/")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(top: Path) -> None:
+    for folder, _, files in os.walk(top):
+        for name in files:
+            _fsync_file(Path(folder) / name)
+        fsutil.fsync_dir(Path(folder))
+
+
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _make_folder(folder: Path, root: Path) -> None:
+    """Create ``folder`` inside ``root``, replacing a file that stands where a folder must be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    except (FileExistsError, NotADirectoryError):
+        pass
+    for parent in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
+        step = root / parent
+        if step.is_file() or step.is_symlink():
+            step.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _staging(destination: Path) -> Iterator[Path]:
+    """A temporary sibling of ``destination`` that becomes it on success."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise UsageError(f"{destination} exists and is not an empty folder")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        yield tmp
+        if destination.exists():
+            destination.rmdir()
+        os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_history(origin: GitBackend, target: pygit2.Repository, tip: pygit2.Commit, branch: str) -> None:
+    """Copy every object reachable from ``tip`` as one pack, its LFS objects, and the branch."""
+    objects, lfs_oids = _reachable(origin, tip)
+    packer = pygit2.PackBuilder(origin.repo)
+    for oid in objects:
+        packer.add(oid)
+    packer.write(str(Path(target.path) / "objects" / "pack"))
+    store = lfs.Store(Path(target.path))
+    for oid in sorted(lfs_oids):
+        origin.lfs.copy_object(oid, store, fsync=False)
+    target.references.create(branch, tip.id, force=True)
+    target.set_head(branch)
+
+
+def _reachable(origin: GitBackend, tip: pygit2.Commit) -> tuple[list[pygit2.Oid], set[str]]:
+    """Ids of all commits, trees and blobs reachable from ``tip``; sha256s of the LFS objects used."""
+    repo = origin.repo
+    seen: set[pygit2.Oid] = set()
+    objects: list[pygit2.Oid] = []
+    lfs_oids: set[str] = set()
+    for commit in repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL):
+        objects.append(commit.id)
+        stack = [commit.tree]
+        while stack:
+            tree = stack.pop()
+            if tree.id in seen:
+                continue
+            seen.add(tree.id)
+            objects.append(tree.id)
+            names = frozenset()
+            if lfs.ATTRIBUTES in tree:
+                names = lfs.parse_attributes(repo[tree[lfs.ATTRIBUTES].id].data)
+            for entry in tree:
+                if entry.filemode == _TREE:
+                    stack.append(repo[entry.id])
+                elif entry.id not in seen:
+                    seen.add(entry.id)
+                    objects.append(entry.id)
+                    if entry.name in names:
+                        pointer = lfs.parse_pointer(repo[entry.id].data)
+                        if pointer is not None:
+                            lfs_oids.add(pointer.oid)
+    return objects, lfs_oids

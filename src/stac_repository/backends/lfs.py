@@ -1,0 +1,155 @@
+"""Git LFS without the git-lfs binary: pointer blobs, the object store and per-folder attributes.
+
+A large file is committed as a three-line pointer (spec v1) while its bytes live, addressed by
+sha256, in ``<git dir>/lfs/objects/aa/bb/<oid>`` exactly where git-lfs keeps them, so
+``git lfs push``/``fetch`` work on the repository unchanged. The binary is only needed to talk
+to an LFS server.
+
+Which paths are LFS is declared the way git-lfs expects, in ``.gitattributes`` files; the
+backend keeps one per folder that holds LFS files, listing those files by name
+(``/name filter=lfs diff=lfs merge=lfs -text``). A per-folder file keeps every commit
+O(changed) and tells git exactly which blobs are pointers, whatever their extension.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from ..errors import BackendError
+from . import fsutil
+
+SPEC = "https://git-lfs.github.com/spec/v1"
+ATTRIBUTES = ".gitattributes"
+MAX_POINTER_SIZE = 1024
+"""git-lfs never treats a blob larger than this as a pointer."""
+
+_TMP_PREFIX = "stac-repository-"
+_ATTRS = "filter=lfs diff=lfs merge=lfs -text"
+_POINTER = re.compile(rb"version (\S+)\noid sha256:([0-9a-f]{64})\nsize (0|[1-9][0-9]*)\n")
+_PLAIN_NAME = re.compile(r'[^\s*?\[\]\\"!#]+')
+"""File names that can stand as a gitattributes pattern without any quoting or escaping."""
+
+
+class Pointer(NamedTuple):
+    oid: str
+    size: int
+
+    def encode(self) -> bytes:
+        return f"version {SPEC}\noid sha256:{self.oid}\nsize {self.size}\n".encode()
+
+
+def parse_pointer(data: bytes) -> Pointer | None:
+    """The pointer ``data`` holds, or None when it is ordinary content."""
+    if len(data) > MAX_POINTER_SIZE:
+        return None
+    match = _POINTER.fullmatch(data)
+    if match is None or match[1].decode() != SPEC:
+        return None
+    return Pointer(match[2].decode(), int(match[3]))
+
+
+def can_track(name: str) -> bool:
+    """True when ``name`` can be listed in .gitattributes verbatim (others stay plain blobs)."""
+    return name != ATTRIBUTES and _PLAIN_NAME.fullmatch(name) is not None
+
+
+def render_attributes(names: set[str] | frozenset[str]) -> bytes:
+    return "".join(f"/{name} {_ATTRS}\n" for name in sorted(names)).encode()
+
+
+def parse_attributes(data: bytes) -> frozenset[str]:
+    """Names our own lines mark as LFS; other lines (written by hand) are ignored."""
+    names = set()
+    for line in data.decode(errors="replace").splitlines():
+        pattern, _, attrs = line.partition(" ")
+        if attrs == _ATTRS and pattern.startswith("/") and can_track(pattern[1:]):
+            names.add(pattern[1:])
+    return frozenset(names)
+
+
+class Store:
+    """The LFS object store of one git directory."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.root = git_dir / "lfs"
+
+    def path(self, oid: str) -> Path:
+        return self.root / "objects" / oid[:2] / oid[2:4] / oid
+
+    def add(self, source: Path, *, fsync: bool) -> Pointer:
+        """Stream ``source`` into the store (hashing while copying); the pointer to commit."""
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                if fsync:
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            pointer = Pointer(digest.hexdigest(), size)
+            target = self.path(pointer.oid)
+            if target.exists():
+                tmp.unlink()
+                return pointer
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            if fsync:
+                fsutil.fsync_dir(target.parent)
+            return pointer
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def open(self, pointer: Pointer, path: str) -> BinaryIO:
+        """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""
+        target = self.path(pointer.oid)
+        try:
+            stream = open(target, "rb")
+        except FileNotFoundError:
+            raise BackendError(
+                f"the LFS object of {path!r} (sha256 {pointer.oid[:12]}) is missing from {self.root}; "
+                "fetch it with 'git lfs fetch'"
+            ) from None
+        if os.fstat(stream.fileno()).st_size != pointer.size:
+            stream.close()
+            raise BackendError(f"the LFS object of {path!r} at {target} is corrupt (wrong size)")
+        return stream
+
+    def copy_object(self, oid: str, other: Store, *, fsync: bool) -> None:
+        """Copy one object into ``other`` (backups), refusing to propagate a missing object."""
+        source = self.path(oid)
+        if not source.is_file():
+            raise BackendError(f"LFS object sha256 {oid[:12]} is missing from {self.root}")
+        target = other.path(oid)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.copy_file(source, target, fsync=fsync)
+
+    def clean_tmp(self) -> None:
+        """Drop temporaries of interrupted transactions (call under the writer lock)."""
+        tmp_dir = self.root / "tmp"
+        if not tmp_dir.is_dir():
+            return
+        for entry in tmp_dir.iterdir():
+            if entry.name.startswith(_TMP_PREFIX):
+                entry.unlink(missing_ok=True)
+
+
+def copy_stream(source: BinaryIO, target: Path, *, fsync: bool) -> None:
+    with open(target, "wb") as dst:
+        shutil.copyfileobj(source, dst, 1 << 20)
+        if fsync:
+            dst.flush()
+            os.fsync(dst.fileno())
