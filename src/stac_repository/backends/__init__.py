@@ -10,6 +10,7 @@ from .base import Backend
 
 BACKENDS = {
     "file": "stac_repository.backends.file:FileBackend",
+    "git": "stac_repository.backends.git:GitBackend",
 }
 
 

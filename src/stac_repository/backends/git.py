@@ -41,6 +41,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ import pygit2
 
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
 from . import fsutil, lfs
-from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, check_path
+from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction
 from .locking import WriterLock
 
 CONFIG_PATH = f"{STATE_DIR}/config.json"
@@ -73,6 +74,12 @@ _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^+-]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _AUTHOR = re.compile(r"\s*([^<>]*?)\s*<([^<>\s]*)>\s*")
 _REF_HELP = "use a commit id, a tag, a branch, HEAD~N or a date like 2026-01-01T00:00"
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: ``STAC_REPOSITORY_CRASH_AT=<name>`` kills the process here."""
+    if os.environ.get("STAC_REPOSITORY_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -577,16 +584,18 @@ class GitBackend(Backend):
         oid = self.repo.create_commit(None, signature, signature, message, tree, parents)
         if self.fsync:
             self._fsync_objects([*created, oid])
+        _crash_point("git-objects-written")
         self._move_branch(head, oid, message.split("\n", 1)[0])
+        _crash_point("git-branch-moved")
         commit: pygit2.Commit = self.repo[oid]
-        self._sync_worktree_after_commit(commit.tree)
+        self._sync_worktree_after_commit(commit.tree, head.tree if head is not None else None)
         return commit
 
     def _move_branch(self, head: pygit2.Commit | None, oid: pygit2.Oid, title: str) -> None:
         reflog = f"stac-repository: {title}"
         try:
             if head is None:
-                self.repo.references.create(self.branch, oid, message=reflog)
+                self.repo.create_reference_direct(self.branch, oid, False, message=reflog)
             else:
                 ref = self.repo.references[self.branch]
                 if ref.target != head.id:
@@ -642,10 +651,11 @@ class GitBackend(Backend):
 
     def _recover(self) -> None:
         """Under the lock: finish a working-tree update that a crash interrupted."""
-        self.lfs.clean_tmp()
-        if self._needs_sync():
-            with _storage_errors(f"cannot update the working tree of {self.root}"):
-                self._sync_worktree(_branch_commit(self.repo).tree)  # type: ignore[union-attr]
+        with _storage_errors(f"cannot update the working tree of {self.root}"):
+            self.lfs.clean_tmp()
+            head = _branch_commit(self.repo)
+            if head is not None and self._needs_sync():
+                self._sync_worktree(head.tree)
 
     def _recover_if_idle(self) -> None:
         with _storage_errors(f"cannot read {self.root}"):
@@ -657,17 +667,20 @@ class GitBackend(Backend):
         except Locked:  # a live writer is updating the working tree; it will finish
             return
 
-    def _sync_worktree_after_commit(self, tree: pygit2.Tree) -> None:
+    def _sync_worktree_after_commit(self, tree: pygit2.Tree, previous: pygit2.Tree | None) -> None:
         """After the commit point a failure must not undo the commit: the next open repairs it."""
         if self.repo.is_bare:
             return
         with contextlib.suppress(OSError, pygit2.GitError, StacRepositoryError):
-            self._sync_worktree(tree)
+            self._sync_worktree(tree, previous)
 
-    def _sync_worktree(self, tree: pygit2.Tree) -> None:
-        """Bring the working tree and index from the marked tree to ``tree``, path by path."""
+    def _sync_worktree(self, tree: pygit2.Tree, unmarked: pygit2.Tree | None = None) -> None:
+        """Bring the working tree and index from the marked tree to ``tree``, path by path.
+
+        Without a marker (a plain clone, checked out by git) the tree is taken to be ``unmarked``.
+        """
         synced = self._worktree_tree()
-        old = None if synced in (None, EMPTY_TREE) else self.repo[synced]
+        old = unmarked if synced is None else None if synced == EMPTY_TREE else self.repo[synced]
         changes = list(diff_trees(self.repo, old, tree))
         view = GitSnapshot(self, None)
         view.tree = tree
@@ -682,9 +695,10 @@ class GitBackend(Backend):
                     index.remove(path)
         for path, entry in changes:
             if entry is not None:
-                self._write_worktree_file(view, path)
+                self._write_worktree_file(view, path, self.repo[entry.id])
                 touched.add((self.root / path).parent)
                 index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+                _crash_point("git-worktree-file")
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
             if self.fsync and folder.exists():
                 fsutil.fsync_dir(folder)
@@ -692,13 +706,15 @@ class GitBackend(Backend):
         index.write()
         self._mark_worktree(str(tree.id))
 
-    def _write_worktree_file(self, view: GitSnapshot, path: str) -> None:
+    def _write_worktree_file(self, view: GitSnapshot, path: str, blob: pygit2.Blob) -> None:
+        """Write one file as a reader expects it: LFS content, not the pointer."""
         target = self.root / path
         _make_folder(target.parent, self.root)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         tmp = target.with_name(f".{target.name}.stac-repository-tmp")
-        with view.open(path) as stream:
+        pointer = view._pointer(path, blob)
+        with self.lfs.open(pointer, path) if pointer is not None else io.BytesIO(blob.data) as stream:
             lfs.copy_stream(stream, tmp, fsync=self.fsync)
         os.replace(tmp, target)
 
@@ -829,6 +845,7 @@ def _reachable(origin: GitBackend, tip: pygit2.Commit) -> tuple[list[pygit2.Oid]
     seen: set[pygit2.Oid] = set()
     objects: list[pygit2.Oid] = []
     lfs_oids: set[str] = set()
+    pointers: set[pygit2.Oid] = set()
     for commit in repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL):
         objects.append(commit.id)
         stack = [commit.tree]
@@ -844,11 +861,13 @@ def _reachable(origin: GitBackend, tip: pygit2.Commit) -> tuple[list[pygit2.Oid]
             for entry in tree:
                 if entry.filemode == _TREE:
                     stack.append(repo[entry.id])
-                elif entry.id not in seen:
+                    continue
+                if entry.id not in seen:
                     seen.add(entry.id)
                     objects.append(entry.id)
-                    if entry.name in names:
-                        pointer = lfs.parse_pointer(repo[entry.id].data)
-                        if pointer is not None:
-                            lfs_oids.add(pointer.oid)
+                if entry.name in names and entry.id not in pointers:
+                    pointers.add(entry.id)
+                    pointer = lfs.parse_pointer(repo[entry.id].data)
+                    if pointer is not None:
+                        lfs_oids.add(pointer.oid)
     return objects, lfs_oids

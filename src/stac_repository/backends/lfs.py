@@ -115,7 +115,7 @@ class Store:
         """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""
         target = self.path(pointer.oid)
         try:
-            stream = open(target, "rb")
+            stream = open(target, "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError:
             raise BackendError(
                 f"the LFS object of {path!r} (sha256 {pointer.oid[:12]}) is missing from {self.root}; "

@@ -101,7 +101,8 @@ class Planner:
             where = ", ".join(sorted(e.path for e in entries))
             raise Conflict(f"id {selector!r} is ambiguous ({where}): name the object by its path")
         path = selector.strip("/")
-        for candidate in (path, f"{path}/catalog.json", f"{path}/collection.json"):
+        name = posixpath.basename(path)
+        for candidate in (path, f"{path}/catalog.json", f"{path}/collection.json", f"{path}/{name}.json"):
             if candidate.endswith(".json") and self.snapshot.exists(candidate):
                 try:
                     ident = self.doc(candidate).get("id")
@@ -131,7 +132,7 @@ class Planner:
             if len(candidates) > 1:
                 where = ", ".join(sorted(e.path for e in candidates))
                 raise Conflict(
-                    f"id {tree.id!r} exists at several places ({where}): pass --parent to choose"
+                    f"id {tree.id!r} is ambiguous, it exists at several places ({where}): pass --parent to choose"
                 )
             old = candidates[0] if candidates else None
             if old is not None:
