@@ -57,13 +57,22 @@ def corpus() -> Path:
     return CORPUS
 
 
-def run_cli(*args: str | os.PathLike[str], command: str = "stac-repository", check: bool = False,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | os.PathLike[str],
+    command: str = "stac-repository",
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("STAC_REPOSITORY", None) if env is None or "STAC_REPOSITORY" not in env else None
     proc = subprocess.run(
         [str(BIN / command), *map(str, args)],
-        capture_output=True, text=True, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"{command} {args} failed ({proc.returncode}): {proc.stderr}")

@@ -17,13 +17,24 @@ from stac_repository.stac.layout import segment
 from .conftest import tree_digest, walk_list
 
 
-def item(ident: str, *, bbox: list[float] | None = None, when: str = "2020-01-01T00:00:00Z",
-         collection: str | None = None, **props: Any) -> dict[str, Any]:
+def item(
+    ident: str,
+    *,
+    bbox: list[float] | None = None,
+    when: str = "2020-01-01T00:00:00Z",
+    collection: str | None = None,
+    **props: Any,
+) -> dict[str, Any]:
     w, s, e, n = bbox or [0.0, 0.0, 1.0, 1.0]
     doc: dict[str, Any] = {
-        "type": "Feature", "stac_version": "1.1.0", "id": ident,
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "id": ident,
         "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-        "bbox": [w, s, e, n], "properties": {"datetime": when, **props}, "links": [], "assets": {},
+        "bbox": [w, s, e, n],
+        "properties": {"datetime": when, **props},
+        "links": [],
+        "assets": {},
     }
     if collection:
         doc["collection"] = collection
@@ -33,10 +44,15 @@ def item(ident: str, *, bbox: list[float] | None = None, when: str = "2020-01-01
 
 def collection(ident: str, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
-        "type": "Collection", "stac_version": "1.1.0", "id": ident, "description": f"collection {ident}",
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": ident,
+        "description": f"collection {ident}",
         "license": "CC-BY-4.0",
-        "extent": {"spatial": {"bbox": [[0.0, 0.0, 1.0, 1.0]]},
-                   "temporal": {"interval": [["2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z"]]}},
+        "extent": {
+            "spatial": {"bbox": [[0.0, 0.0, 1.0, 1.0]]},
+            "temporal": {"interval": [["2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z"]]},
+        },
         "links": [{"rel": "item", "href": f"./{i['id']}.json"} for i in items or []],
     }
 
@@ -79,7 +95,9 @@ def test_version_field_decides_skip(repo: Repository, tmp_path: Path) -> None:
 def test_parent_placement_and_extents(repo: Repository, tmp_path: Path) -> None:
     col = write(tmp_path / "c", "collection.json", collection("col"))
     repo.ingest([str(col)])
-    far = write(tmp_path / "i", "far.json", item("far", bbox=[10.0, 20.0, 11.0, 21.0], when="2024-05-01T00:00:00Z"))
+    far = write(
+        tmp_path / "i", "far.json", item("far", bbox=[10.0, 20.0, 11.0, 21.0], when="2024-05-01T00:00:00Z")
+    )
     report = repo.ingest([str(far)], parent="col")
     assert report.count("added") == 1, report.results[0].reason
     doc = stored(repo, "col")
@@ -117,7 +135,9 @@ def test_same_id_under_different_parents(repo: Repository, tmp_path: Path) -> No
     assert repo.ingest([str(src)], parent="c1").count("added") == 1
     assert repo.ingest([str(src)], parent="c2").count("added") == 1
     assert {repo.show("c1/dup/dup.json")["parent"], repo.show("c2/dup/dup.json")["parent"]} == {
-        "c1/collection.json", "c2/collection.json"}
+        "c1/collection.json",
+        "c2/collection.json",
+    }
     # Without --parent the id is ambiguous: refused, nothing written.
     before = tree_digest(repo.root)
     report = repo.ingest([str(write(tmp_path / "i", "dup.json", item("dup", title="new")))])
@@ -153,10 +173,25 @@ def test_prune_of_a_collection_removes_assets(repo: Repository, corpus: Path) ->
     assert sorted(p.name for p in repo.root.iterdir()) == [".stac-repository", "catalog.json"]
 
 
-@pytest.mark.parametrize("ident", [
-    "a/b", "../../escape", "..", ".", ".git", "CON", "nul.txt", "with space", "ünïcødé-☃",
-    "x" * 300, "back\\slash", "catalog", "collection.json", "-rf",
-])
+@pytest.mark.parametrize(
+    "ident",
+    [
+        "a/b",
+        "../../escape",
+        "..",
+        ".",
+        ".git",
+        "CON",
+        "nul.txt",
+        "with space",
+        "ünïcødé-☃",
+        "x" * 300,
+        "back\\slash",
+        "catalog",
+        "collection.json",
+        "-rf",
+    ],
+)
 def test_hostile_ids_stay_inside(repo: Repository, tmp_path: Path, ident: str) -> None:
     src = write(tmp_path / "src", "item.json", item(ident))
     report = repo.ingest([str(src)])

@@ -234,9 +234,7 @@ class FileBackend(Backend):
             for folder in touched:
                 if folder.exists():
                     fsutil.fsync_dir(folder)
-        fsutil.atomic_write(
-            self.local / "generation", str(record["generation"]).encode(), fsync=self.fsync
-        )
+        fsutil.atomic_write(self.local / "generation", str(record["generation"]).encode(), fsync=self.fsync)
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
             fsutil.prune_empty_dirs(folder, self.root)
         os.unlink(self.journal / "COMMIT")

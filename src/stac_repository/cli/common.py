@@ -15,7 +15,9 @@ from ..errors import StacRepositoryError
 def print_json(data: Any) -> None:
     import orjson
 
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str) + b"\n")
+    sys.stdout.buffer.write(
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str) + b"\n"
+    )
     sys.stdout.flush()
 
 

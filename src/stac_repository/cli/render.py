@@ -66,7 +66,9 @@ def print_history(commits: Iterable[Any], *, verbose: bool, as_json: bool) -> No
             rows.append(row)
             continue
         counts = f"+{len(row['added'])} ~{len(row['updated'])} -{len(row['removed'])}"
-        sys.stdout.write(f"{commit.id[:10]}  {commit.time:%Y-%m-%d %H:%M:%S}  {counts:<12} {commit.message}\n")
+        sys.stdout.write(
+            f"{commit.id[:10]}  {commit.time:%Y-%m-%d %H:%M:%S}  {counts:<12} {commit.message}\n"
+        )
         if verbose:
             for key, sign in (("added", "+"), ("updated", "~"), ("removed", "-")):
                 for ident in row[key]:

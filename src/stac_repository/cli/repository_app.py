@@ -40,9 +40,16 @@ def main(
     ctx: typer.Context,
     repository: Annotated[
         Optional[Path],
-        typer.Option("--repository", "-r", envvar="STAC_REPOSITORY", help="Repository folder (default: current folder)."),
+        typer.Option(
+            "--repository",
+            "-r",
+            envvar="STAC_REPOSITORY",
+            help="Repository folder (default: current folder).",
+        ),
     ] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Backend (detected for an existing repository; init: file).")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option(help="Backend (detected for an existing repository; init: file).")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     ctx.obj = State(repository or Path.cwd(), backend, debug)
@@ -64,7 +71,10 @@ def show_backends(as_json: JsonOpt = False) -> None:
     """List the storage backends."""
     from ..backends import BACKENDS, backend_class
 
-    rows = [{"name": n, "history": backend_class(n).has_history, "description": backend_class(n).description} for n in BACKENDS]
+    rows = [
+        {"name": n, "history": backend_class(n).has_history, "description": backend_class(n).description}
+        for n in BACKENDS
+    ]
     if as_json:
         print_json(rows)
         return
@@ -104,7 +114,11 @@ def show_processors(as_json: JsonOpt = False) -> None:
 
 
 def _ask(label: str, default: str | None, *, required: bool = True) -> str | None:
-    value = typer.prompt(label, default=default if default is not None else ("" if not required else None), show_default=default is not None)
+    value = typer.prompt(
+        label,
+        default=default if default is not None else ("" if not required else None),
+        show_default=default is not None,
+    )
     value = value.strip() if isinstance(value, str) else value
     return value or default
 
@@ -112,8 +126,12 @@ def _ask(label: str, default: str | None, *, required: bool = True) -> str | Non
 @app.command()
 def init(
     ctx: typer.Context,
-    root_catalog: Annotated[Optional[Path], typer.Option(help="Use this catalog file as the root catalog.")] = None,
-    from_backup: Annotated[Optional[Path], typer.Option(help="Restore a repository from a backup made with 'backup'.")] = None,
+    root_catalog: Annotated[
+        Optional[Path], typer.Option(help="Use this catalog file as the root catalog.")
+    ] = None,
+    from_backup: Annotated[
+        Optional[Path], typer.Option(help="Restore a repository from a backup made with 'backup'.")
+    ] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Root catalog id (default: root).")] = None,  # noqa: A002
     title: Annotated[Optional[str], typer.Option(help="Root catalog title.")] = None,
     description: Annotated[Optional[str], typer.Option(help="Root catalog description.")] = None,
@@ -132,23 +150,36 @@ def init(
         return
     backend = state.backend or "file"
     if root_catalog is None:
-        missing = [name for name, value in (("id", id), ("title", title), ("description", description), ("license", license)) if value is None]
+        missing = [
+            name
+            for name, value in (
+                ("id", id),
+                ("title", title),
+                ("description", description),
+                ("license", license),
+            )
+            if value is None
+        ]
         if missing and not yes:
             if not sys.stdin.isatty():
                 raise UsageError(
                     "no terminal to ask for the root catalog: pass --id, --title, --description and "
                     "--license (or --yes to accept the defaults)"
                 )
-            id = id if id is not None else _ask("Catalog id", "root")
+            id = id if id is not None else _ask("Catalog id", "root")  # noqa: A001
             title = title if title is not None else _ask("Title", None, required=False)
             description = description if description is not None else _ask("Description", None)
-            license = license if license is not None else _ask("License", "proprietary")
-    doc = new_root_document(root_catalog, id=id or "root", title=title, description=description, license=license or "proprietary")
+            license = license if license is not None else _ask("License", "proprietary")  # noqa: A001
+    doc = new_root_document(
+        root_catalog, id=id or "root", title=title, description=description, license=license or "proprietary"
+    )
     if not yes and sys.stdin.isatty():
         from ..stac.document import dumps
 
         typer.echo(dumps(doc).decode())
-        if not typer.confirm(f"Create a {backend!r} repository at {state.repository} with this root catalog?", default=True):
+        if not typer.confirm(
+            f"Create a {backend!r} repository at {state.repository} with this root catalog?", default=True
+        ):
             raise typer.Abort()
     repo = Repository.init(
         state.repository,
@@ -167,7 +198,9 @@ def _report_init(repo: Any, as_json: bool) -> None:
     if as_json:
         print_json({"repository": str(repo.root), "backend": repo.backend.name, "root": doc.get("id")})
     else:
-        typer.echo(f"initialised {repo.backend.name} repository at {repo.root} (root catalog {doc.get('id')!r})")
+        typer.echo(
+            f"initialised {repo.backend.name} repository at {repo.root} (root catalog {doc.get('id')!r})"
+        )
 
 
 @app.command()
@@ -199,7 +232,9 @@ def ingest(
     ctx: typer.Context,
     sources: Annotated[list[str], typer.Argument(help="Files, folders or URLs to ingest.")],
     processor: Annotated[str, typer.Option(help="Processor that turns sources into STAC.")] = "stac",
-    parent: Annotated[Optional[str], typer.Option(help="Id (or path) of the catalog/collection to ingest under.")] = None,
+    parent: Annotated[
+        Optional[str], typer.Option(help="Id (or path) of the catalog/collection to ingest under.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Re-ingest products whose version is unchanged.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -221,7 +256,9 @@ def ingest(
 def prune(
     ctx: typer.Context,
     ids: Annotated[list[str], typer.Argument(help="Ids (or paths) of the objects to remove.")],
-    extract: Annotated[Optional[Path], typer.Option(help="First save them as a self-contained catalog here.")] = None,
+    extract: Annotated[
+        Optional[Path], typer.Option(help="First save them as a self-contained catalog here.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove objects with their descendants and assets."""
@@ -247,7 +284,9 @@ def show(
 @app.command()
 def history(
     ctx: typer.Context,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List the ids added, updated and removed.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List the ids added, updated and removed.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the history of transactions."""

@@ -37,7 +37,9 @@ class ProcessorInfo:
             raise ProcessorError(
                 f"processor {self.name!r} failed to load: {type(exc).__name__}: {exc}"
             ) from exc
-        missing = [m for m in ("discover", "id", "version", "process") if not callable(getattr(processor, m, None))]
+        missing = [
+            m for m in ("discover", "id", "version", "process") if not callable(getattr(processor, m, None))
+        ]
         if missing or not isinstance(getattr(processor, "__version__", None), str):
             what = ", ".join(missing) if missing else "__version__"
             raise ProcessorError(f"processor {self.name!r} ({self.target}) lacks {what}")

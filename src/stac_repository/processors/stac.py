@@ -108,7 +108,11 @@ def _discover_folder(folder: Path) -> Iterator[str]:
     referenced: set[Path] = set()
     for file, doc in documents.items():
         for link in doc.get("links") or []:
-            if isinstance(link, dict) and link.get("rel") in ("child", "item") and isinstance(link.get("href"), str):
+            if (
+                isinstance(link, dict)
+                and link.get("rel") in ("child", "item")
+                and isinstance(link.get("href"), str)
+            ):
                 target = local_target(link["href"], file)
                 if target is not None:
                     referenced.add(Path(os.path.realpath(target)))
@@ -133,7 +137,7 @@ def _load(product: str) -> tuple[Path, Any]:
 
 
 def id(product: str) -> str:  # noqa: A001 - the protocol's name
-    file, doc = _load(product)
+    _, doc = _load(product)
     ident = doc.get("id") if isinstance(doc, dict) else None
     if not isinstance(ident, str) or not ident:
         raise InvalidStac("missing or empty id", file=product, field="id")
@@ -187,13 +191,16 @@ def process(product: str) -> str:
             feature["assets"] = {
                 key: (
                     {**a, "href": str(local_target(a["href"], file))}
-                    if isinstance(a, dict) and isinstance(a.get("href"), str) and local_target(a["href"], file)
+                    if isinstance(a, dict)
+                    and isinstance(a.get("href"), str)
+                    and local_target(a["href"], file)
                     else a
                 )
                 for key, a in assets.items()
             }
         feature["links"] = [
-            link for link in feature.get("links") or []
+            link
+            for link in feature.get("links") or []
             if not (isinstance(link, dict) and link.get("rel") in ("self", "root", "parent"))
         ]
     target = out / "item.json"

@@ -140,7 +140,12 @@ class Repository:
         with self.backend.snapshot(ref) as snap:
             planner = Planner(snap)
             entry = planner.select(selector)
-            return {"path": entry.path, "parent": entry.parent, "version": entry.version, "document": planner.doc(entry.path)}
+            return {
+                "path": entry.path,
+                "parent": entry.parent,
+                "version": entry.version,
+                "document": planner.doc(entry.path),
+            }
 
     def _stored_version(self, ident: str, parent: str | None) -> str | None:
         with self.backend.snapshot() as snap:
@@ -169,9 +174,19 @@ class Repository:
         from .ingest import ingest
 
         loaded = registry.load(processor)
-        return ingest(self, sources, processor_name=processor, processor=loaded, parent=parent, force=force, on_result=on_result)
+        return ingest(
+            self,
+            sources,
+            processor_name=processor,
+            processor=loaded,
+            parent=parent,
+            force=force,
+            on_result=on_result,
+        )
 
-    def prune(self, selectors: Iterable[str], *, extract: str | os.PathLike[str] | None = None) -> Commit | None:
+    def prune(
+        self, selectors: Iterable[str], *, extract: str | os.PathLike[str] | None = None
+    ) -> Commit | None:
         selectors = list(selectors)
         if not selectors:
             raise UsageError("name at least one id to prune")
@@ -239,7 +254,9 @@ def new_root_document(
         SchemaValidator().validate(doc, kind, file=str(file))
         doc = dict(doc)
         doc["links"] = [
-            link for link in doc.get("links", []) if link.get("rel") not in ("self", "root", "parent", "child", "item")
+            link
+            for link in doc.get("links", [])
+            if link.get("rel") not in ("self", "root", "parent", "child", "item")
         ]
         doc["links"].insert(0, {"rel": "root", "href": "./catalog.json", "type": "application/json"})
         return doc

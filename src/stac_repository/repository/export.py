@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
@@ -112,7 +111,9 @@ def restore_backup(source: Path, path: Path) -> Backend:
     return cls.create(path, ChangeSet(message=f"restore from backup {source}", blobs=blobs), options={})
 
 
-def extract_subtrees(snapshot: Snapshot, planner: Planner, entries: Iterable[Entry], destination: Path) -> None:
+def extract_subtrees(
+    snapshot: Snapshot, planner: Planner, entries: Iterable[Entry], destination: Path
+) -> None:
     """Save each object with its descendants and assets as a self-contained catalog.
 
     One object: ``destination`` becomes its folder (its document at the top). Several: one
@@ -148,7 +149,9 @@ def _rebase(doc: dict[str, Any], path: str, new_root: str) -> dict[str, Any]:
         target = resolve_href(path, link.get("href", ""))
         if rel == "root":
             links.append({**link, "href": relative_href(path, new_root)})
-        elif rel in ("parent", "collection") and (target is None or not target.startswith(folder_of(new_root) + "/") and target != new_root):
+        elif rel in ("parent", "collection") and (
+            target is None or (not target.startswith(folder_of(new_root) + "/") and target != new_root)
+        ):
             if rel == "collection":
                 doc.pop("collection", None)
             continue
@@ -159,4 +162,3 @@ def _rebase(doc: dict[str, Any], path: str, new_root: str) -> dict[str, Any]:
         doc.pop("collection", None)
         doc["links"] = [link for link in links if link.get("rel") != "collection"]
     return doc
-

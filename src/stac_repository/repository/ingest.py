@@ -76,9 +76,9 @@ def _discover(processor: Any, sources: Iterable[str], report: IngestReport) -> I
         absolute = source if "://" in source else str(Path(source).absolute())
         result = ProductResult(product=source, status="failed")
         try:
-            products = iter(_step("discover", result, lambda: processor.discover(absolute)))
+            products = iter(_step("discover", result, lambda a=absolute: processor.discover(a)))
             while True:
-                product = _step("discover", result, lambda: next(products, None))
+                product = _step("discover", result, lambda p=products: next(p, None))
                 if product is None:
                     break
                 yield str(product)
@@ -97,7 +97,9 @@ def _is_temporary(output: Path, product: str) -> bool:
         source = None
     if tmp not in folder.resolve().parents:
         return False
-    return source is None or (source != folder and folder not in source.parents and source not in folder.parents)
+    return source is None or (
+        source != folder and folder not in source.parents and source not in folder.parents
+    )
 
 
 def ingest(
@@ -160,10 +162,14 @@ def _ingest_one(
 
         def commit() -> str:
             with repo.backend.transaction(timeout=repo.lock_timeout) as tx:
-                planner = Planner(tx.snapshot, allow_outside_assets=repo.allow_outside_assets, asset_roots=allowed)
+                planner = Planner(
+                    tx.snapshot, allow_outside_assets=repo.allow_outside_assets, asset_roots=allowed
+                )
                 planner.ingest(tree, parent=parent, version=result.version)
                 verb = "update" if planner.outcome.updated else "ingest"
-                message = f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
+                message = (
+                    f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
+                )
                 summary = {
                     "added": planner.outcome.added,
                     "updated": planner.outcome.updated,

@@ -50,7 +50,6 @@ def read_json_file(path: Path) -> Any:
     except OSError as exc:
         raise InvalidStac(f"cannot read ({exc.strerror})", file=name) from None
 
-
     if not stat.S_ISREG(st.st_mode):
         raise InvalidStac("not a regular file", file=name)
     if st.st_size > MAX_DOCUMENT_BYTES:
@@ -86,8 +85,11 @@ def identify(doc: Any, *, file: str | None = None) -> StacType:
         if kind == "Catalog":
             return StacType.CATALOG
         if kind is None:
-            raise InvalidStac(f"no type field (required since STAC 1.0.0-rc.1; document is {version})",
-                              file=file, field="type")
+            raise InvalidStac(
+                f"no type field (required since STAC 1.0.0-rc.1; document is {version})",
+                file=file,
+                field="type",
+            )
         raise InvalidStac(f"unknown STAC type {kind!r}", file=file, field="type")
     if kind is not None:
         raise InvalidStac(
@@ -111,7 +113,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     """
     main, _, pre = version.strip().partition("-")
     parts: list[int] = []
-    for piece in (main.split(".") + ["0", "0", "0"])[:3]:
+    for piece in [*main.split("."), "0", "0", "0"][:3]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits) if digits else 0)
     if not pre:

@@ -132,7 +132,8 @@ class Planner:
             if len(candidates) > 1:
                 where = ", ".join(sorted(e.path for e in candidates))
                 raise Conflict(
-                    f"id {tree.id!r} is ambiguous, it exists at several places ({where}): pass --parent to choose"
+                    f"id {tree.id!r} is ambiguous, it exists at several places ({where}): "
+                    "pass --parent to choose"
                 )
             old = candidates[0] if candidates else None
             if old is not None:
@@ -185,8 +186,7 @@ class Planner:
                     path = child_path(paths[id(node)], child.id, child.kind, duplicate=duplicate)
                 if duplicate:
                     self.outcome.warnings.append(
-                        f"{node.file}: several children have the id {child.id!r}; "
-                        f"stored apart as {path!r}"
+                        f"{node.file}: several children have the id {child.id!r}; stored apart as {path!r}"
                     )
                 taken.add(folder_of(path).lower())
                 paths[id(child)] = path
@@ -303,9 +303,15 @@ class Planner:
                 continue
             real = Path(os.path.realpath(target))
             if not real.exists():
-                raise InvalidStac(f"asset {href!r} is a broken symbolic link", file=str(node.file), field=f"assets.{key}.href")
+                raise InvalidStac(
+                    f"asset {href!r} is a broken symbolic link",
+                    file=str(node.file),
+                    field=f"assets.{key}.href",
+                )
             if not real.is_file():
-                raise InvalidStac(f"asset {href!r} is not a regular file", file=str(node.file), field=f"assets.{key}.href")
+                raise InvalidStac(
+                    f"asset {href!r} is not a regular file", file=str(node.file), field=f"assets.{key}.href"
+                )
             if real not in by_source:
                 name = asset_name(href, taken)
                 by_source[real] = name
@@ -323,7 +329,10 @@ class Planner:
         if isinstance(title, str):
             new["title"] = title
         for n, link in enumerate(links):
-            if link.get("rel") in ("child", "item") and resolve_href(parent_path, link.get("href", "")) in (old_path, path):
+            if link.get("rel") in ("child", "item") and resolve_href(parent_path, link.get("href", "")) in (
+                old_path,
+                path,
+            ):
                 links[n] = {**link, **new}
                 break
         else:
@@ -350,7 +359,9 @@ class Planner:
             doc = self.doc(path)
             out.append((str(doc.get("id")), path))
             if identify(doc, file=path) is not StacType.ITEM:
-                stack.extend(p for p in self.children_paths(path) if p.startswith(folder_of(entry.path) + "/"))
+                stack.extend(
+                    p for p in self.children_paths(path) if p.startswith(folder_of(entry.path) + "/")
+                )
         return out
 
     def _remove_subtree(self, entry: Entry, *, keep_link: bool) -> None:
@@ -437,10 +448,17 @@ class Planner:
                     del writes[path]
             except NotFound:
                 pass
-        return ChangeSet(message=message, writes=writes, blobs=dict(self.blobs), deletes=deletes, summary=summary or {})
+        return ChangeSet(
+            message=message, writes=writes, blobs=dict(self.blobs), deletes=deletes, summary=summary or {}
+        )
 
 
-def root_catalog(ident: str, title: str | None, description: str, license: str | None = None) -> dict[str, Any]:
+def root_catalog(
+    ident: str,
+    title: str | None,
+    description: str,
+    license: str | None = None,  # noqa: A002
+) -> dict[str, Any]:
     doc: dict[str, Any] = {"type": "Catalog", "stac_version": "1.1.0", "id": ident}
     if title:
         doc["title"] = title
@@ -455,7 +473,9 @@ def init_changeset(root_doc: dict[str, Any], config: dict[str, Any]) -> ChangeSe
     """The first state of a repository: the root catalog, its index entry and the configuration."""
     index_writes: dict[str, bytes] = {}
     entry = Entry(str(root_doc["id"]), ROOT_PATH, StacType.CATALOG.value, None)
-    index_writes[shard_path(entry.id)] = orjson.dumps({entry.id: [entry.to_json()]}, option=orjson.OPT_SORT_KEYS)
+    index_writes[shard_path(entry.id)] = orjson.dumps(
+        {entry.id: [entry.to_json()]}, option=orjson.OPT_SORT_KEYS
+    )
     return ChangeSet(
         message=f"init: root catalog {root_doc['id']!r}",
         writes={

@@ -27,9 +27,7 @@ import orjson
 from ..errors import InvalidStac
 from .document import V1, StacType, identify, version_tuple
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _CORE = {
     StacType.ITEM: "item-spec/json-schema/item.json",
     StacType.CATALOG: "catalog-spec/json-schema/catalog.json",
