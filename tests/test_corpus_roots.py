@@ -81,3 +81,9 @@ def test_local_assets_are_copied(corpus: Path, tmp_path: Path) -> None:
         for asset in (doc.get("assets") or {}).values() if isinstance(doc, dict) else []:
             resolved += (file.parent / asset["href"]).is_file()
     assert resolved == 4
+    # Items under a sub-catalog of their collection keep their collection field and link.
+    item = repo.show("20170831_172754_101c")["document"]
+    assert item["collection"] == "planet-disaster-data"
+    link = next(link for link in item["links"] if link["rel"] == "collection")
+    target = tmp_path / "repo" / repo.show("20170831_172754_101c")["path"]
+    assert json.loads((target.parent / link["href"]).read_text())["id"] == "planet-disaster-data"

@@ -439,8 +439,16 @@ class GitBackend(Backend):
 
     @classmethod
     def create(cls, root: Path, changes: ChangeSet, *, options: dict[str, Any]) -> GitBackend:
+        """A new repository; ``options``: ``fsync`` (default true), ``worktree`` (default true;
+        false makes a bare repository: no checked-out files, no index to rewrite per commit)."""
+        unknown = set(options) - {"fsync", "worktree"}
+        if unknown:
+            raise UsageError(
+                f"unknown git backend options: {', '.join(sorted(unknown))} (known: fsync, worktree)"
+            )
+        bare = not options.get("worktree", True)
         with _storage_errors(f"cannot create a git repository at {root}"):
-            repo = pygit2.init_repository(str(root), bare=False, initial_head=DEFAULT_BRANCH)
+            repo = pygit2.init_repository(str(root), bare=bare, initial_head=DEFAULT_BRANCH)
             backend = cls.__new__(cls)
             Backend.__init__(backend, root)
             backend._attach(repo, bool(options.get("fsync", True)))

@@ -200,13 +200,14 @@ class Planner:
         by_file = {node.file: paths[id(node)] for node in tree.walk()}
         product_folder = tree.file.parent
 
-        def emit(node: SourceNode, parent_path: str, parent_kind: StacType, parent_id: str) -> ext.Coverage:
+        def emit(node: SourceNode, parent_path: str, collections: dict[str, str]) -> ext.Coverage:
             path = paths[id(node)]
             doc = copy.copy(node.doc)
-            child_covs = [emit(c, path, node.kind, node.id) for c in node.children]
-            doc["links"] = self._links_for(node, path, parent_path, parent_kind, paths, by_file)
+            inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
+            child_covs = [emit(c, path, inner) for c in node.children]
+            doc["links"] = self._links_for(node, path, parent_path, paths, by_file)
             if node.kind is StacType.ITEM:
-                self._fix_collection_field(doc, parent_kind, parent_id)
+                self._set_collection(doc, path, parent_path, collections)
             if doc.get("assets"):
                 doc["assets"] = self._copy_assets(node, path, product_folder)
             cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
@@ -220,14 +221,24 @@ class Planner:
             self.index.put(Entry(node.id, path, node.kind.value, parent_path, entry_version))
             return cov
 
-        return emit(tree, parent.path, StacType(parent.type), parent.id)
+        return emit(tree, parent.path, self._ancestor_collections(parent))
+
+    def _ancestor_collections(self, parent: Entry) -> dict[str, str]:
+        """Stored collections above ``parent`` (itself included): id -> path, nearest last."""
+        chain: list[tuple[str, str]] = []
+        path: str | None = parent.path
+        while path is not None:
+            doc = self.doc(path)
+            if identify(doc, file=path) is StacType.COLLECTION:
+                chain.append((str(doc["id"]), path))
+            path = self.parent_path(path)
+        return dict(reversed(chain))
 
     def _links_for(
         self,
         node: SourceNode,
         path: str,
         parent_path: str,
-        parent_kind: StacType,
         paths: dict[int, str],
         by_file: dict[Path, str],
     ) -> list[dict[str, Any]]:
@@ -235,8 +246,6 @@ class Planner:
             {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
             {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
         ]
-        if node.kind is StacType.ITEM and parent_kind is StacType.COLLECTION:
-            links.append({"rel": "collection", "href": relative_href(path, parent_path), "type": JSON})
         for n, child in enumerate(node.children):
             original = node.link_of_child.get(n, {})
             link = {k: v for k, v in original.items() if k not in ("href", "rel")}
@@ -265,16 +274,30 @@ class Planner:
             links.append(link)
         return links
 
-    def _fix_collection_field(self, doc: dict[str, Any], parent_kind: StacType, parent_id: str) -> None:
-        """The collection field names the collection the item is stored under, or is absent."""
-        if parent_kind is StacType.COLLECTION:
-            doc["collection"] = parent_id
-        elif "collection" in doc:
-            self.outcome.warnings.append(
-                f"{doc['id']}: not stored under its collection {doc['collection']!r}; "
-                "collection field removed"
-            )
-            del doc["collection"]
+    def _set_collection(
+        self, doc: dict[str, Any], path: str, parent_path: str, collections: dict[str, str]
+    ) -> None:
+        """An item's collection field and link name a collection it is stored under, or are absent.
+
+        That is its parent when the parent is a collection, else the ancestor collection the
+        item declares; an item stored outside its declared collection loses the field.
+        """
+        declared = doc.get("collection")
+        target = None
+        if parent_path in collections.values():
+            target = next(cid for cid, cpath in collections.items() if cpath == parent_path)
+        elif isinstance(declared, str) and declared in collections:
+            target = declared
+        if target is None:
+            if "collection" in doc:
+                self.outcome.warnings.append(
+                    f"{doc['id']}: not stored under its collection {declared!r}; collection field removed"
+                )
+                del doc["collection"]
+            return
+        doc["collection"] = target
+        href = relative_href(path, collections[target])
+        doc["links"].insert(2, {"rel": "collection", "href": href, "type": JSON})
 
     def _copy_assets(self, node: SourceNode, path: str, product_folder: Path) -> dict[str, Any]:
         folder = folder_of(path)
