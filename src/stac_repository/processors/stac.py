@@ -163,7 +163,12 @@ def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
         return digest.hexdigest()[:32]
     from ..stac.source import load_tree
 
-    for node in load_tree(file).walk():
+    try:
+        nodes = load_tree(file).walk()
+    except InvalidStac:  # reported by the validate step, with the file and field
+        digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        return digest.hexdigest()[:32]
+    for node in nodes:
         digest.update(str(node.file).encode())
         digest.update(orjson.dumps(node.doc, option=orjson.OPT_SORT_KEYS))
         for asset in (node.doc.get("assets") or {}).values():
