@@ -143,7 +143,7 @@ class Planner:
                 assert root_entry is not None
                 parent_entry = root_entry
         new_path = child_path(parent_entry.path, tree.id, tree.kind)
-        clash = self._sibling_clash(parent_entry.path, new_path, old)
+        clash = self._sibling_clash(new_path, old)
         if clash:
             raise Conflict(clash)
         removed_cov = None
@@ -163,14 +163,15 @@ class Planner:
             raise NotFound(f"object at {path!r} is missing from the id index")
         return entry
 
-    def _sibling_clash(self, parent_path: str, new_path: str, old: Entry | None) -> str | None:
-        """A different object already uses the folder ``new_path`` needs."""
+    def _sibling_clash(self, new_path: str, old: Entry | None) -> str | None:
+        """A different object already uses the folder ``new_path`` needs (checked in O(1))."""
         folder = folder_of(new_path)
-        for child in self.children_paths(parent_path):
-            if folder_of(child) == folder and (old is None or child != old.path):
-                other = self.doc(child).get("id")
-                return f"{new_path!r} is taken by sibling {other!r} (ids must differ among siblings)"
-        return None
+        if old is not None and folder_of(old.path) == folder:
+            return None
+        occupant = next(iter(self.snapshot.walk(folder)), None)
+        if occupant is None:
+            return None
+        return f"folder {folder!r} is already used by {occupant!r}"
 
     def _assign_paths(self, tree: SourceNode, root_path: str) -> dict[int, str]:
         paths: dict[int, str] = {id(tree): root_path}
