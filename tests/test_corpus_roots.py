@@ -87,3 +87,40 @@ def test_local_assets_are_copied(corpus: Path, tmp_path: Path) -> None:
     link = next(link for link in item["links"] if link["rel"] == "collection")
     target = tmp_path / "repo" / repo.show("20170831_172754_101c")["path"]
     assert json.loads((target.parent / link["href"]).read_text())["id"] == "planet-disaster-data"
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "pystac/catalogs/test-case-1/catalog.json",
+        "stactools/data-files/planet-disaster/collection.json",
+        "pystac/catalogs/label_catalog-v0.8.1/catalog.json",
+    ],
+)
+def test_fields_are_stored_as_given(root: str, corpus: Path, tmp_path: Path) -> None:
+    """Only links, local asset hrefs and collection extents/fields may differ from the source."""
+    from stac_repository.stac.source import STRUCTURAL_RELS, load_tree
+
+    repo = Repository.init(tmp_path / "repo", id="root", description="corpus")
+    assert repo.ingest([str(corpus / root)]).count("added") == 1
+    ignored = ("links", "assets", "collection", "extent")
+    for node in load_tree(corpus / root).walk():
+        stored = repo.show(node.id)["document"]
+        assert {k: v for k, v in stored.items() if k not in ignored} == {
+            k: v for k, v in node.doc.items() if k not in ignored
+        }
+        for key, asset in (node.doc.get("assets") or {}).items():
+            assert {k: v for k, v in stored["assets"][key].items() if k != "href"} == {
+                k: v for k, v in asset.items() if k != "href"
+            }
+        others = [
+            {k: v for k, v in link.items() if k != "href"}
+            for link in node.doc.get("links", [])
+            if link["rel"] not in STRUCTURAL_RELS
+        ]
+        assert [
+            {k: v for k, v in link.items() if k != "href"}
+            for link in stored["links"]
+            if link["rel"] not in STRUCTURAL_RELS
+        ] == others
+        assert not any("method" in link and "method" not in str(node.doc) for link in stored["links"])

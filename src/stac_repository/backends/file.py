@@ -182,15 +182,16 @@ class FileBackend(Backend):
         writes: list[tuple[str, str]] = []
         try:
             for n, (path, data) in enumerate(changes.writes.items()):
-                fsutil.write_file(staged / f"w{n}", data, fsync=self.fsync)
+                fsutil.write_file(staged / f"w{n}", data, fsync=False)
                 writes.append((f"w{n}", path))
             for n, (path, source) in enumerate(changes.blobs.items()):
-                fsutil.copy_file(source, staged / f"b{n}", fsync=self.fsync)
+                fsutil.copy_file(source, staged / f"b{n}", fsync=False)
                 writes.append((f"b{n}", path))
+            if self.fsync:
+                fsutil.sync_files([staged / name for name, _ in writes])
+                fsutil.fsync_dir(staged)
         except OSError as exc:
-            raise BackendError(f"cannot stage the transaction: {exc}") from exc
-        if self.fsync:
-            fsutil.fsync_dir(staged)
+            raise BackendError(f"cannot stage the transaction: {exc.strerror or exc}") from exc
         generation = self.generation() + 1
         record = {
             "id": uuid.uuid4().hex,

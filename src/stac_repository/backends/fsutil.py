@@ -7,6 +7,36 @@ import shutil
 from pathlib import Path
 
 
+def sync_files(paths: list[Path]) -> None:
+    """Make written files durable: one syncfs(2) for the whole file system where Linux offers
+    it (a transaction may stage thousands of files), else one fsync per file."""
+    if not paths:
+        return
+    if _syncfs(paths[0].parent):
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _syncfs(folder: Path) -> bool:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
