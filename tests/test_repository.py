@@ -71,6 +71,8 @@ def stored(repo: Repository, ident: str) -> dict[str, Any]:
 def test_reingest_unchanged_is_a_noop_and_changed_is_an_update(repo: Repository, tmp_path: Path) -> None:
     src = write(tmp_path / "src", "a.json", item("a"))
     assert repo.ingest([str(src)]).count("added") == 1
+    shown = repo.show("a")
+    assert shown["processor"] == "stac 1.0.0" and shown["version"].startswith("sha256:")
     before = tree_digest(repo.root)
     again = repo.ingest([str(src)])
     assert again.count("skipped") == 1

@@ -144,6 +144,7 @@ class Repository:
                 "path": entry.path,
                 "parent": entry.parent,
                 "version": entry.version,
+                "processor": entry.processor,
                 "document": planner.doc(entry.path),
             }
 

@@ -165,7 +165,8 @@ def _ingest_one(
                 planner = Planner(
                     tx.snapshot, allow_outside_assets=repo.allow_outside_assets, asset_roots=allowed
                 )
-                planner.ingest(tree, parent=parent, version=result.version)
+                producer = f"{processor_name} {processor.__version__}"
+                planner.ingest(tree, parent=parent, version=result.version, processor=producer)
                 verb = "update" if planner.outcome.updated else "ingest"
                 message = (
                     f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
@@ -177,6 +178,7 @@ def _ingest_one(
                     "processor": processor_name,
                     "processor_version": processor.__version__,
                     "product_version": result.version,
+                    "objects": planner.objects_written,
                 }
                 commit = tx.commit(planner.changeset(message, summary))
                 result.warnings.extend(planner.outcome.warnings)

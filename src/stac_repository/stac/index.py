@@ -27,12 +27,15 @@ class Entry:
     path: str  # the object's document
     type: str
     parent: str | None  # the parent's document path; None for the root
-    version: str | None = None
+    version: str | None = None  # product version, on the root object of an ingested product
+    processor: str | None = None  # "<name> <version>" of the processor that produced it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "type": self.type, "parent": self.parent}
         if self.version is not None:
             out["version"] = self.version
+        if self.processor is not None:
+            out["processor"] = self.processor
         return out
 
 

@@ -62,6 +62,7 @@ class Planner:
         self.blobs: dict[str, Path] = {}
         self.deletes: set[str] = set()
         self.outcome = Outcome()
+        self.objects_written = 0
 
     # -- stored documents ----------------------------------------------------------------
 
@@ -115,7 +116,15 @@ class Planner:
 
     # -- ingest ---------------------------------------------------------------------------
 
-    def ingest(self, tree: SourceNode, *, parent: str | None = None, version: str | None = None) -> None:
+    def ingest(
+        self,
+        tree: SourceNode,
+        *,
+        parent: str | None = None,
+        version: str | None = None,
+        processor: str | None = None,
+    ) -> None:
+        """Place ``tree`` under ``parent`` (default: where its id already is, else the root)."""
         root_entry = self.index.find(self.doc(ROOT_PATH)["id"], None)
         existing = self.index.lookup(tree.id)
         if parent is not None:
@@ -151,7 +160,7 @@ class Planner:
             removed_cov = self._coverage(old.path, old.type)
             self._remove_subtree(old, keep_link=True)
         paths = self._assign_paths(tree, new_path)
-        added_cov = self._write_tree(tree, paths, parent_entry, version)
+        added_cov = self._write_tree(tree, paths, parent_entry, version, processor)
         self._link_into_parent(parent_entry.path, new_path, tree, old.path if old else None)
         self._refresh_extents(parent_entry.path, removed_cov, added_cov)
         (self.outcome.updated if old else self.outcome.added).append(tree.id)
@@ -195,7 +204,12 @@ class Planner:
         return paths
 
     def _write_tree(
-        self, tree: SourceNode, paths: dict[int, str], parent: Entry, version: str | None
+        self,
+        tree: SourceNode,
+        paths: dict[int, str],
+        parent: Entry,
+        version: str | None,
+        processor: str | None,
     ) -> ext.Coverage:
         """Write the product's documents and assets; return what the product covers."""
         by_file = {node.file: paths[id(node)] for node in tree.walk()}
@@ -218,8 +232,18 @@ class Planner:
                 ext.apply_coverage(doc, cov)
             self._docs[path] = doc
             self._touch(path)
-            entry_version = version if node is tree else None
-            self.index.put(Entry(node.id, path, node.kind.value, parent_path, entry_version))
+            top = node is tree
+            self.index.put(
+                Entry(
+                    node.id,
+                    path,
+                    node.kind.value,
+                    parent_path,
+                    version if top else None,
+                    processor if top else None,
+                )
+            )
+            self.objects_written += 1
             return cov
 
         return emit(tree, parent.path, self._ancestor_collections(parent))
