@@ -16,8 +16,8 @@ from .. import backends
 from ..backends.base import Backend, ChangeSet, Commit
 from ..errors import Conflict, InvalidStac, NotFound, StacRepositoryError, UsageError
 from ..stac.document import StacType, dumps, parse_json, read_json_file
-from ..stac.index import IndexView
 from ..stac.layout import ROOT_PATH
+from ..stac.partition import Layout
 from ..stac.planner import Planner, init_changeset, root_catalog
 from ..stac.validation import SchemaValidator, check_structure
 from . import config as cfg
@@ -110,6 +110,13 @@ class Repository:
     def allow_outside_assets(self) -> bool:
         return bool(cfg.get_value(self.config, "assets.allow_outside"))
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(
+            max_items=int(cfg.get_value(self.config, "layout.max_items")),
+            scheme=str(cfg.get_value(self.config, "layout.partition")),
+        )
+
     def get_config(self, key: str | None = None) -> Any:
         if key is None:
             return cfg.flatten(self.config)
@@ -149,16 +156,13 @@ class Repository:
             }
 
     def _stored_version(self, ident: str, parent: str | None) -> str | None:
+        """The version of the product an ingest of ``ident`` would replace (None: none or unsure)."""
         with self.backend.snapshot() as snap:
-            index = IndexView(snap)
-            entries = [e for e in index.lookup(ident) if e.parent is not None]
-            if parent is not None:
-                try:
-                    parent_path = Planner(snap).select(parent).path
-                except StacRepositoryError:
-                    return None
-                entries = [e for e in entries if e.parent == parent_path]
-            return entries[0].version if len(entries) == 1 else None
+            try:
+                _, old = Planner(snap).existing(ident, parent)
+            except StacRepositoryError:
+                return None  # the ingest itself reports why
+            return old.version if old is not None else None
 
     # -- writing --------------------------------------------------------------------------
 
@@ -192,7 +196,7 @@ class Repository:
         if not selectors:
             raise UsageError("name at least one id to prune")
         with self.backend.transaction(timeout=self.lock_timeout) as tx:
-            planner = Planner(tx.snapshot)
+            planner = Planner(tx.snapshot, layout=self.layout)
             entries = [planner.select(s) for s in selectors]
             if extract is not None:
                 from .export import extract_subtrees

@@ -34,6 +34,22 @@ def _bool(value: str) -> bool:
     raise UsageError(f"{value!r} is not a boolean (true/false)")
 
 
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise UsageError(f"{value!r} must be >= 0")
+    return number
+
+
+def _scheme(value: str) -> str:
+    if value not in ("hash", "datetime", "none"):
+        raise UsageError(f"{value!r} is not a partition scheme (hash, datetime, none)")
+    return value
+
+
 def _optional_path(value: str) -> str | None:
     return value or None
 
@@ -43,6 +59,8 @@ KEYS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "fsync": (_bool, True, "fsync every write (durability against power loss)"),
     "schema_dir": (_optional_path, None, "folder of cached JSON schemas (<host>/<path>)"),
     "assets.allow_outside": (_bool, False, "copy local assets from outside the product folder"),
+    "layout.max_items": (_count, 1000, "items listed directly by one catalog/collection before partitioning"),
+    "layout.partition": (_scheme, "hash", "how full collections are split: hash, datetime or none"),
 }
 
 

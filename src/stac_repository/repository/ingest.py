@@ -163,7 +163,10 @@ def _ingest_one(
         def commit() -> str:
             with repo.backend.transaction(timeout=repo.lock_timeout) as tx:
                 planner = Planner(
-                    tx.snapshot, allow_outside_assets=repo.allow_outside_assets, asset_roots=allowed
+                    tx.snapshot,
+                    allow_outside_assets=repo.allow_outside_assets,
+                    asset_roots=allowed,
+                    layout=repo.layout,
                 )
                 producer = f"{processor_name} {processor.__version__}"
                 planner.ingest(tree, parent=parent, version=result.version, processor=producer)

@@ -29,6 +29,7 @@ class Entry:
     parent: str | None  # the parent's document path; None for the root
     version: str | None = None  # product version, on the root object of an ingested product
     processor: str | None = None  # "<name> <version>" of the processor that produced it
+    coverage: list[Any] | None = None  # partition catalogs only: what their items cover
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "type": self.type, "parent": self.parent}
@@ -36,6 +37,8 @@ class Entry:
             out["version"] = self.version
         if self.processor is not None:
             out["processor"] = self.processor
+        if self.coverage is not None:
+            out["coverage"] = self.coverage
         return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,16 @@ from . import extent as ext
 from .document import StacType, dumps, identify, parse_json
 from .index import Entry, IndexView, shard_path
 from .layout import ROOT_PATH, asset_name, child_path, folder_of, relative_href, segment
+from .partition import (
+    Layout,
+    coverage_from_json,
+    coverage_to_json,
+    is_partition,
+    partition_document,
+    partition_path,
+    partition_tree,
+)
+from .partition import keys as partition_keys
 from .source import STRUCTURAL_RELS, SourceNode, inside, local_target
 
 JSON = "application/json"
@@ -51,6 +61,7 @@ class Planner:
         *,
         allow_outside_assets: bool = False,
         asset_roots: set[Path] | None = None,
+        layout: Layout | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.asset_roots = {Path(os.path.realpath(p)) for p in asset_roots or ()}
@@ -63,6 +74,8 @@ class Planner:
         self.deletes: set[str] = set()
         self.outcome = Outcome()
         self.objects_written = 0
+        self.layout = layout or Layout()
+        self._tree_parents: dict[str, str] = {}
 
     # -- stored documents ----------------------------------------------------------------
 
@@ -87,7 +100,7 @@ class Planner:
         for link in self.doc(path).get("links", []):
             if link.get("rel") in ("child", "item"):
                 target = resolve_href(path, link.get("href", ""))
-                if target is not None and self.snapshot.exists(target):
+                if target is not None and (target in self._docs or self.snapshot.exists(target)):
                     out.append(target)
         return out
 
@@ -125,33 +138,17 @@ class Planner:
         processor: str | None = None,
     ) -> None:
         """Place ``tree`` under ``parent`` (default: where its id already is, else the root)."""
-        root_entry = self.index.find(self.doc(ROOT_PATH)["id"], None)
-        existing = self.index.lookup(tree.id)
-        if parent is not None:
-            parent_entry = self.select(parent)
-            if parent_entry.type == StacType.ITEM:
-                raise UsageError(f"parent {parent!r} is an item; items cannot have children")
-            same_place = [e for e in existing if e.parent == parent_entry.path]
-            if len(same_place) > 1:
-                where = ", ".join(sorted(e.path for e in same_place))
-                raise Conflict(f"id {tree.id!r} is ambiguous under {parent!r} ({where})")
-            old = same_place[0] if same_place else None
+        parent_entry, old = self.existing(tree.id, parent)
+        if parent_entry.type == StacType.ITEM:
+            raise UsageError(f"parent {parent!r} is an item; items cannot have children")
+        if old is not None:
+            assert old.parent is not None
+            placement = old.parent
+        elif tree.kind is StacType.ITEM:
+            placement = self._place_item(parent_entry.path, tree.doc)
         else:
-            candidates = [e for e in existing if e.parent is not None]
-            if len(candidates) > 1:
-                where = ", ".join(sorted(e.path for e in candidates))
-                raise Conflict(
-                    f"id {tree.id!r} is ambiguous, it exists at several places ({where}): "
-                    "pass --parent to choose"
-                )
-            old = candidates[0] if candidates else None
-            if old is not None:
-                assert old.parent is not None
-                parent_entry = self._entry_at(old.parent)
-            else:
-                assert root_entry is not None
-                parent_entry = root_entry
-        new_path = child_path(parent_entry.path, tree.id, tree.kind)
+            placement = parent_entry.path
+        new_path = child_path(placement, tree.id, tree.kind)
         clash = self._sibling_clash(new_path, old)
         if clash:
             raise Conflict(clash)
@@ -159,11 +156,75 @@ class Planner:
         if old is not None:
             removed_cov = self._coverage(old.path, old.type)
             self._remove_subtree(old, keep_link=True)
+        partition_tree(tree, self.layout)
         paths = self._assign_paths(tree, new_path)
-        added_cov = self._write_tree(tree, paths, parent_entry, version, processor)
-        self._link_into_parent(parent_entry.path, new_path, tree, old.path if old else None)
-        self._refresh_extents(parent_entry.path, removed_cov, added_cov)
+        added_cov = self._write_tree(tree, paths, placement, version, processor)
+        self._link_into_parent(placement, new_path, tree, old.path if old else None)
+        self._refresh_extents(placement, removed_cov, added_cov)
         (self.outcome.updated if old else self.outcome.added).append(tree.id)
+
+    def existing(self, ident: str, parent: str | None) -> tuple[Entry, Entry | None]:
+        """Where a product with this id goes: (the parent asked for or found, the stored object
+        it replaces). Without ``parent`` an id stored once is updated in place."""
+        entries = [e for e in self.index.lookup(ident) if e.parent is not None]
+        if parent is not None:
+            parent_entry = self.select(parent)
+            entries = [e for e in entries if self.effective_parent(e.parent) == parent_entry.path]
+            if len(entries) > 1:
+                where = ", ".join(sorted(e.path for e in entries))
+                raise Conflict(f"id {ident!r} is ambiguous under {parent!r} ({where})")
+            return parent_entry, entries[0] if entries else None
+        if len(entries) > 1:
+            where = ", ".join(sorted(e.path for e in entries))
+            raise Conflict(
+                f"id {ident!r} is ambiguous, it exists at several places ({where}): pass --parent to choose"
+            )
+        if entries:
+            return self._entry_at(self.effective_parent(entries[0].parent)), entries[0]
+        root = self.index.find(str(self.doc(ROOT_PATH)["id"]), None)
+        if root is None:
+            raise NotFound("the root catalog is missing from the id index")
+        return root, None
+
+    def effective_parent(self, path: str | None) -> str:
+        """The parent a user sees: partition catalogs made by the layout are looked through."""
+        assert path is not None
+        while is_partition(path):
+            up = self._tree_parents.get(path) or self.parent_path(path)
+            if up is None:
+                break
+            path = up
+        return path
+
+    def _place_item(self, parent_path: str, item: dict[str, Any]) -> str:
+        """The catalog a new item goes into: ``parent_path`` or, when full, a partition of it."""
+        if not self.layout.enabled:
+            return parent_path
+        path = parent_path
+        for key in partition_keys(item, self.layout.scheme):
+            links = self.doc(path).get("links", [])
+            if sum(1 for link in links if link.get("rel") == "item") < self.layout.max_items:
+                return path
+            bucket = partition_path(path, key)
+            if bucket not in self._docs and not self.snapshot.exists(bucket):
+                self._new_partition(path, bucket, key)
+            path = bucket
+        return path
+
+    def _new_partition(self, parent_path: str, path: str, key: str) -> None:
+        parent = self.doc(parent_path)
+        doc = partition_document(parent, key, self.layout.scheme)
+        doc["links"] = [
+            {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
+            {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
+        ]
+        self._docs[path] = doc
+        self._touch(path)
+        parent.setdefault("links", []).append(
+            {"rel": "child", "href": relative_href(parent_path, path), "type": JSON, "title": doc["title"]}
+        )
+        self._touch(parent_path)
+        self.index.put(Entry(doc["id"], path, StacType.CATALOG.value, parent_path))
 
     def _entry_at(self, path: str) -> Entry:
         ident = self.doc(path).get("id")
@@ -190,6 +251,11 @@ class Planner:
             taken: set[str] = set()
             for child in node.children:
                 duplicate = 0
+                if child.bucket_key is not None:
+                    paths[id(child)] = partition_path(paths[id(node)], child.bucket_key)
+                    self._tree_parents[paths[id(child)]] = paths[id(node)]
+                    stack.append(child)
+                    continue
                 path = child_path(paths[id(node)], child.id, child.kind)
                 while folder_of(path).lower() in taken:
                     duplicate += 1
@@ -207,7 +273,7 @@ class Planner:
         self,
         tree: SourceNode,
         paths: dict[int, str],
-        parent: Entry,
+        placement: str,
         version: str | None,
         processor: str | None,
     ) -> ext.Coverage:
@@ -222,7 +288,7 @@ class Planner:
             child_covs = [emit(c, path, inner) for c in node.children]
             doc["links"] = self._links_for(node, path, parent_path, paths, by_file)
             if node.kind is StacType.ITEM:
-                self._set_collection(doc, path, parent_path, collections)
+                self._set_collection(doc, path, self.effective_parent(parent_path), collections)
             if doc.get("assets"):
                 doc["assets"] = self._copy_assets(node, path, product_folder)
             cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
@@ -241,17 +307,18 @@ class Planner:
                     parent_path,
                     version if top else None,
                     processor if top else None,
+                    coverage_to_json(cov) if node.bucket_key is not None else None,
                 )
             )
             self.objects_written += 1
             return cov
 
-        return emit(tree, parent.path, self._ancestor_collections(parent))
+        return emit(tree, placement, self._ancestor_collections(placement))
 
-    def _ancestor_collections(self, parent: Entry) -> dict[str, str]:
-        """Stored collections above ``parent`` (itself included): id -> path, nearest last."""
+    def _ancestor_collections(self, placement: str) -> dict[str, str]:
+        """Stored collections above ``placement`` (itself included): id -> path, nearest last."""
         chain: list[tuple[str, str]] = []
-        path: str | None = parent.path
+        path: str | None = placement
         while path is not None:
             doc = self.doc(path)
             if identify(doc, file=path) is StacType.COLLECTION:
@@ -271,8 +338,8 @@ class Planner:
             {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
             {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
         ]
-        for n, child in enumerate(node.children):
-            original = node.link_of_child.get(n, {})
+        for child in node.children:
+            original = node.link_of_child.get(id(child), {})
             link = {k: v for k, v in original.items() if k not in ("href", "rel")}
             link = {
                 "rel": "item" if child.kind is StacType.ITEM else "child",
@@ -442,6 +509,8 @@ class Planner:
             return ext.item_coverage(doc)
         if kind == StacType.COLLECTION:
             return ext.collection_coverage(doc)
+        if is_partition(path):
+            return coverage_from_json(self._entry_at(path).coverage)
         return self._recompute(path)
 
     def _recompute(self, path: str) -> ext.Coverage:
@@ -452,21 +521,36 @@ class Planner:
     def _refresh_extents(
         self, path: str | None, removed: ext.Coverage | None, added: ext.Coverage | None
     ) -> None:
+        """Propagate a change of coverage up through collections and partition catalogs.
+
+        Stops at the first ancestor whose extent does not change. An extent is recomputed
+        from the direct children only when the removed coverage touched its boundary.
+        """
         while path is not None:
             doc = self.doc(path)
-            if identify(doc, file=path) is StacType.COLLECTION:
-                current = ext.collection_coverage(doc)
+            collection = identify(doc, file=path) is StacType.COLLECTION
+            partition = not collection and is_partition(path)
+            if collection or partition:
+                if collection:
+                    current = ext.collection_coverage(doc)
+                else:
+                    current = coverage_from_json(self._entry_at(path).coverage)
                 if removed is not None and ext.touches_boundary(current, removed):
                     new = self._recompute(path)
-                    if new.bbox is None and new.start is None and new.end is None:
-                        new = current
+                    if collection and new.bbox is None and new.start is None and new.end is None:
+                        new = current  # nothing left below: keep the declared extent
                     if added is not None:
                         new = ext.union([new, added])
                 else:
                     new = ext.union([current, added]) if added is not None else current
-                if not ext.apply_coverage(doc, new):
-                    return
-                self._touch(path)
+                if collection:
+                    if not ext.apply_coverage(doc, new):
+                        return
+                    self._touch(path)
+                else:
+                    if new == current:
+                        return
+                    self.index.put(replace(self._entry_at(path), coverage=coverage_to_json(new)))
                 removed, added = current, new
             path = self.parent_path(path)
 

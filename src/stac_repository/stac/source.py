@@ -28,8 +28,11 @@ class SourceNode:
     file: Path  # absolute, resolved
     children: list[SourceNode] = field(default_factory=list)
     link_of_child: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """The original child/item link for each child (by position in ``children``)."""
+    """The original child/item link of each child, by ``id()`` of the child node."""
     remote_children: list[dict[str, Any]] = field(default_factory=list)
+    bucket_key: str | None = None
+    """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
+    bucket_level: int = 0
 
     @property
     def id(self) -> str:
@@ -102,7 +105,7 @@ def load_tree(root_file: Path) -> SourceNode:
             if depth >= MAX_DEPTH:
                 raise InvalidStac(f"catalog nested deeper than {MAX_DEPTH} levels", file=str(file))
             child = load(target, depth + 1)
-            node.link_of_child[len(node.children)] = link
+            node.link_of_child[id(child)] = link
             node.children.append(child)
         return node
 

@@ -1,0 +1,119 @@
+"""Bounded fan-out: full collections spill into partition catalogs, and nothing else changes."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stac_repository import Repository
+
+from .conftest import walk_list
+from .test_repository import collection, item, write
+
+
+def _items(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        w, s = rng.uniform(-170, 160), rng.uniform(-80, 70)
+        month = rng.randint(1, 12)
+        out.append(
+            item(
+                f"scene-{i:03d}",
+                bbox=[w, s, w + 1, s + 1],
+                when=f"20{rng.randint(10, 24)}-{month:02d}-01T00:00:00Z",
+            )
+        )
+    return out
+
+
+def _folder_sizes(root: Path) -> int:
+    return max(
+        len(list(p.iterdir())) for p in root.rglob("*") if p.is_dir() and ".stac-repository" not in p.parts
+    )
+
+
+def _check_tree(repo: Repository, docs: list[dict[str, Any]], max_items: int) -> None:
+    stored = walk_list(repo.root / "catalog.json")
+    assert sorted(i for kind, i, _ in stored if kind == "Item") == sorted(d["id"] for d in docs)
+    for file in repo.root.rglob("*.json"):
+        if ".stac-repository" in file.parts:
+            continue
+        doc = json.loads(file.read_text())
+        assert sum(1 for link in doc.get("links", []) if link["rel"] == "item") <= max_items
+        if doc.get("type") == "Feature":
+            assert doc["collection"] == "col"
+            link = next(link for link in doc["links"] if link["rel"] == "collection")
+            assert json.loads((file.parent / link["href"]).read_text())["id"] == "col"
+    # The collection's extent covers exactly its items.
+    col = repo.show("col")["document"]
+    w = min(d["bbox"][0] for d in docs)
+    n = max(d["bbox"][3] for d in docs)
+    box = col["extent"]["spatial"]["bbox"][0]
+    assert box[0] == pytest.approx(min(w, 0.0)) and box[3] == pytest.approx(max(n, 1.0))
+
+
+@pytest.mark.parametrize("scheme", ["hash", "datetime"])
+def test_single_items_spill_into_partitions(repo: Repository, tmp_path: Path, scheme: str) -> None:
+    repo.set_config("layout.max_items", "3")
+    repo.set_config("layout.partition", scheme)
+    repo.ingest([str(write(tmp_path / "c", "collection.json", collection("col")))])
+    docs = _items(40)
+    for doc in docs:
+        report = repo.ingest([str(write(tmp_path / "i", f"{doc['id']}.json", doc))], parent="col")
+        assert report.count("added") == 1, report.results[0].reason
+    _check_tree(repo, docs, 3)
+    if scheme == "datetime":
+        assert any(p.name.startswith("~20") for p in (repo.root / "col").iterdir())
+    # Re-ingest: found in its partition and skipped; a change updates it in place.
+    target = docs[-1]
+    src = write(tmp_path / "i", f"{target['id']}.json", target)
+    assert repo.ingest([str(src)], parent="col").count("skipped") == 1
+    where = repo.show(target["id"])["path"]
+    assert "/~" in where
+    changed = {**target, "properties": {**target["properties"], "title": "changed"}}
+    assert (
+        repo.ingest([str(write(tmp_path / "i", f"{target['id']}.json", changed))], parent="col").count(
+            "updated"
+        )
+        == 1
+    )
+    assert repo.show(target["id"])["path"] == where
+    # Prune the item that holds the collection's western edge: the extent shrinks to the rest.
+    west = min(docs, key=lambda d: d["bbox"][0])
+    repo.prune([west["id"]])
+    rest = [d for d in docs if d is not west]
+    box = repo.show("col")["document"]["extent"]["spatial"]["bbox"][0]
+    assert box[0] == pytest.approx(min(d["bbox"][0] for d in rest))  # recomputed from what is left
+    _check_tree(repo, rest, 3)
+
+
+def test_a_large_product_is_partitioned_on_ingest(repo: Repository, tmp_path: Path) -> None:
+    repo.set_config("layout.max_items", "5")
+    docs = _items(60, seed=3)
+    src = tmp_path / "product"
+    for doc in docs:
+        write(src, f"{doc['id']}.json", doc)
+    write(src, "collection.json", collection("col", docs))
+    report = repo.ingest([str(src / "collection.json")])
+    assert report.count("added") == 1, report.results[0].reason
+    _check_tree(repo, docs, 5)
+    assert _folder_sizes(repo.root) <= 5 + 256 + 1
+    # Unchanged: skipped. Export keeps the partitions and stays a valid static catalog.
+    assert repo.ingest([str(src / "collection.json")]).count("skipped") == 1
+    repo.export(tmp_path / "export")
+    assert len([k for k, _, _ in walk_list(tmp_path / "export" / "catalog.json") if k == "Item"]) == 60
+
+
+def test_partitioning_can_be_turned_off(repo: Repository, tmp_path: Path) -> None:
+    repo.set_config("layout.partition", "none")
+    repo.set_config("layout.max_items", "2")
+    repo.ingest([str(write(tmp_path / "c", "collection.json", collection("col")))])
+    for doc in _items(5):
+        repo.ingest([str(write(tmp_path / "i", f"{doc['id']}.json", doc))], parent="col")
+    links = repo.show("col")["document"]["links"]
+    assert sum(1 for link in links if link["rel"] == "item") == 5
