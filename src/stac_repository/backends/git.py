@@ -1,31 +1,36 @@
 """The "git" backend: every transaction is one git commit; history, rollback and backups come free.
 
-Layout. ``root`` is an ordinary (non-bare) git repository on one branch (``main``; whatever
-HEAD names). The working tree always shows the catalog as plain files, so pystac, STAC Browser
-or ``git clone`` read it without this tool; the index is kept in step so ``git status`` is quiet.
-A bare repository (a backup) opens too: it simply has no working tree to update.
+Layout. ``root`` is an ordinary git repository on one branch (``main``, or whatever HEAD names).
+Its working tree shows the catalog as plain files, so pystac, STAC Browser or a ``git clone``
+read it without this tool, and the index is kept in step so ``git status`` is quiet. Rewriting
+the index is the one step that grows with the catalog (libgit2 writes it whole: about 16 ms at
+50k files); ``options={"worktree": False}`` at init makes a bare repository without either.
+A bare repository (a backup, too) opens and commits like any other.
 
-Commits cost what they change. Blobs are written straight into the object database, only the
-trees on changed paths are rebuilt (TreeBuilder, never an index scan), and the branch moves by
-compare-and-swap (libgit2 checks the old value under ``refs/heads/<branch>.lock``) while the
-writer holds the flock ``.git/stac-repository/lock``. With ``fsync`` on, every new object and
-the moved ref are fsynced before the commit returns; ``core.fsync`` is also set for the git CLI.
+Commits cost what they change. Blobs go straight into the object database, only the trees on
+changed paths are rebuilt (TreeBuilder, never an index scan), and the branch moves by
+compare-and-swap (libgit2 re-checks the old value under ``refs/heads/<branch>.lock``) while the
+writer holds the flock ``.git/stac-repository/lock``. With ``fsync`` on, new objects, LFS
+objects and the moved ref reach the disk before the commit returns (see :class:`_Written`);
+``core.fsync`` is set too, for the git CLI.
 
 Commit point and recovery. Moving the branch is the commit point: a crash before it leaves only
-unreferenced objects (``git gc`` drops them), the branch still on a complete commit. The working
-tree and index are caches of the branch: ``.git/stac-repository/worktree`` records the tree they
-reflect, and after a crash the next open or transaction re-syncs the paths that differ (a diff
-of two trees that skips identical subtrees, so O(changed) again).
+unreferenced objects (``git gc`` drops them) and the branch on its last complete commit. The
+working tree and index are caches of the branch: ``.git/stac-repository/worktree`` names the tree
+they reflect, and after a crash the next open or transaction re-syncs the paths that differ (a
+diff of two trees that skips identical subtrees, so O(changed) again). Edits made by hand in the
+working tree are overwritten when a commit changes the same paths.
 
-History metadata. The ChangeSet message is the commit message; the summary follows as one JSON
-trailer line (``Stac-Repository-Summary: {...}``) so :meth:`GitBackend.log` reads it from the
-commit alone, without diffing trees. Author and committer: ``STAC_REPOSITORY_AUTHOR``
-("Name <email>"), else git's user.name/user.email, else ``stac-repository <stac-repository@localhost>``.
+History metadata. The ChangeSet message is the commit message and the summary follows as one JSON
+trailer line (``Stac-Repository-Summary: {...}``), so :meth:`GitBackend.log` reads both from the
+commit alone, never diffing trees. Author and committer: ``STAC_REPOSITORY_AUTHOR`` ("Name
+<email>"), else git's user.name and user.email, else ``stac-repository <stac-repository@localhost>``.
 
-Assets. Files from ``ChangeSet.blobs`` of at least ``lfs.threshold`` bytes (repository config,
-default 0: every non-empty asset) go to Git LFS (see :mod:`.lfs`); documents always stay plain
-blobs so a clone without git-lfs still holds the whole catalog. Reads and the working tree see
-the real bytes.
+Assets. Files from ``ChangeSet.blobs`` of at least ``lfs.threshold`` bytes (repository config;
+default 0, so every non-empty asset) go to Git LFS, written by the backend itself (see
+:mod:`.lfs`). Documents always stay plain blobs, so a clone without git-lfs still holds the whole
+catalog. Reads and the working tree see the real bytes; git without git-lfs installed sees the
+pointers and reports those files as modified, as in any LFS repository.
 
 Backups (:meth:`GitBackend.native_backup`) are bare repositories: one pack of every object
 reachable from the chosen commit, the branch pointing at it, and the LFS objects those commits
@@ -42,9 +47,9 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -54,22 +59,29 @@ import pygit2
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
 from . import fsutil, lfs
 from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction
+from .gitobjects import (
+    FILE_MODES,
+    TREE,
+    Leaf,
+    compose_message,
+    diff_trees,
+    nest,
+    reachable,
+    to_commit,
+    write_tree,
+)
 from .locking import WriterLock
 
 CONFIG_PATH = f"{STATE_DIR}/config.json"
 PRIVATE_DIR = "stac-repository"
 """Backend-private, unversioned state inside the git directory: writer lock, worktree marker."""
 DEFAULT_BRANCH = "main"
-SUMMARY_TRAILER = "Stac-Repository-Summary"
 DEFAULT_AUTHOR = ("stac-repository", "stac-repository@localhost")
 DEFAULT_LFS_THRESHOLD = 0
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
 """Git gives these names meaning: the backend writes .gitattributes itself and refuses them all."""
 
-_TREE = pygit2.GIT_FILEMODE_TREE
-_BLOB = pygit2.GIT_FILEMODE_BLOB
-_FILE_MODES = frozenset({pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE})
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^+-]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _AUTHOR = re.compile(r"\s*([^<>]*?)\s*<([^<>\s]*)>\s*")
@@ -91,6 +103,8 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise
     except (pygit2.GitError, OSError) as exc:
         raise BackendError(f"{action}: {exc}") from exc
+    except KeyError as exc:  # pygit2's answer to an object missing from the object database
+        raise BackendError(f"{action}: git object {exc} is missing (corrupt repository?)") from exc
 
 
 def _open_repository(root: Path) -> pygit2.Repository:
@@ -132,135 +146,6 @@ def _signature(repo: pygit2.Repository) -> pygit2.Signature:
         return pygit2.Signature(*DEFAULT_AUTHOR)
 
 
-# -- commit messages ------------------------------------------------------------------------
-
-
-def compose_message(message: str, summary: dict[str, Any]) -> str:
-    text = message.strip() or "(no message)"
-    if summary:
-        try:
-            encoded = orjson.dumps(summary).decode()
-        except TypeError as exc:
-            raise BackendError(f"the transaction summary is not JSON: {exc}") from exc
-        text += f"\n\n{SUMMARY_TRAILER}: {encoded}"
-    return text + "\n"
-
-
-def parse_message(raw: str) -> tuple[str, dict[str, Any]]:
-    """First line and summary of a commit message (a missing or broken trailer is no summary)."""
-    first = raw.split("\n", 1)[0]
-    marker = f"\n{SUMMARY_TRAILER}: "
-    start = raw.rfind(marker)
-    if start < 0:
-        return first, {}
-    line = raw[start + len(marker) :].split("\n", 1)[0]
-    try:
-        summary = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return first, {}
-    return first, summary if isinstance(summary, dict) else {}
-
-
-_ZONES: dict[int, dt.timezone] = {}
-
-
-def to_commit(commit: pygit2.Commit) -> Commit:
-    offset = commit.commit_time_offset
-    zone = _ZONES.get(offset)
-    if zone is None:
-        zone = _ZONES[offset] = dt.timezone(dt.timedelta(minutes=offset))
-    first, summary = parse_message(commit.message)
-    return Commit(
-        id=str(commit.id),
-        time=dt.datetime.fromtimestamp(commit.commit_time, zone),
-        message=first,
-        parents=tuple(str(p) for p in commit.parent_ids),
-        summary=summary,
-    )
-
-
-# -- trees ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    """A file to set (``oid``) or a file or folder to delete (``oid`` None)."""
-
-    oid: pygit2.Oid | None
-    mode: int = _BLOB
-
-
-_Node = dict[str, "_Node | _Leaf"]
-
-
-def _nest(changes: dict[str, _Leaf]) -> _Node:
-    """Paths to a nested dict of folders; changes under a deleted folder are moot."""
-    root: _Node = {}
-    for path in sorted(changes):
-        *folders, name = path.split("/")
-        node = root
-        for part in folders:
-            child = node.get(part)
-            if isinstance(child, _Leaf) and child.oid is None:
-                break
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        else:
-            node[name] = changes[path]
-    return root
-
-
-def _write_tree(
-    repo: pygit2.Repository, base: pygit2.Tree | None, node: _Node, created: list[pygit2.Oid]
-) -> pygit2.Oid | None:
-    """Rebuild ``base`` with ``node`` applied, touching only the subtrees on changed paths."""
-    builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
-    for name, change in node.items():
-        existing = builder.get(name)
-        if isinstance(change, _Leaf):
-            if change.oid is not None:
-                builder.insert(name, change.oid, change.mode)
-            elif existing is not None:
-                builder.remove(name)
-            continue
-        sub_base = repo[existing.id] if existing is not None and existing.filemode == _TREE else None
-        oid = _write_tree(repo, sub_base, change, created)
-        if oid is not None:
-            builder.insert(name, oid, _TREE)
-        elif existing is not None:
-            builder.remove(name)
-    if len(builder) == 0:
-        return None
-    oid = builder.write()
-    created.append(oid)
-    return oid
-
-
-def diff_trees(
-    repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str = ""
-) -> Iterator[tuple[str, pygit2.Object | None]]:
-    """File-level changes from ``old`` to ``new``: (path, new entry) or (path, None) if removed.
-
-    Identical subtrees are skipped by id, so the cost follows the change, not the tree.
-    """
-    before = {e.name: e for e in old} if old is not None else {}
-    after = {e.name: e for e in new} if new is not None else {}
-    for name in sorted(before.keys() | after.keys()):
-        o, n = before.get(name), after.get(name)
-        if o is not None and n is not None and o.id == n.id and o.filemode == n.filemode:
-            continue
-        path = prefix + name
-        o_tree = o if o is not None and o.filemode == _TREE else None
-        n_tree = n if n is not None and n.filemode == _TREE else None
-        if o is not None and o_tree is None and (n is None or n_tree is not None):
-            yield path, None
-        if o_tree is not None or n_tree is not None:
-            yield from diff_trees(repo, o_tree, n_tree, path + "/")  # type: ignore[arg-type]
-        if n is not None and n_tree is None and n.filemode in _FILE_MODES:
-            yield path, n
-
-
 def _is_reserved(path: str) -> bool:
     return path.rsplit("/", 1)[-1] in RESERVED_NAMES
 
@@ -271,6 +156,15 @@ def _folder(path: str) -> str:
 
 def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
+
+
+def _child(tree: pygit2.Tree, name: str) -> pygit2.Object | None:
+    if not name or "/" in name:
+        return None
+    try:
+        return tree[name]
+    except KeyError:
+        return None
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -284,21 +178,38 @@ class GitSnapshot(Snapshot):
         self.repo = backend.repo
         self.ref = str(commit.id) if commit is not None else None
         self.tree: pygit2.Tree | None = commit.tree if commit is not None else None
+        self._trees: dict[str, pygit2.Tree | None] = {}
         self._lfs_names: dict[str, frozenset[str]] = {}
 
+    def _folder_tree(self, folder: str) -> pygit2.Tree | None:
+        """The parsed tree of ``folder``, cached: libgit2 does not cache trees over 4 KiB, and
+        re-parsing a folder of thousands of items on every lookup costs about 0.5 ms."""
+        if folder in self._trees:
+            return self._trees[folder]
+        tree = self.tree
+        if folder:
+            parent, _, name = folder.rpartition("/")
+            up = self._folder_tree(parent)
+            entry = _child(up, name) if up is not None else None
+            tree = self.repo[entry.id] if entry is not None and entry.filemode == TREE else None
+        self._trees[folder] = tree
+        return tree
+
+    def _raw_entry(self, path: str) -> pygit2.Object | None:
+        folder, _, name = path.rpartition("/")
+        tree = self._folder_tree(folder) if name else None
+        return _child(tree, name) if tree is not None else None
+
     def _entry(self, path: str) -> pygit2.Object | None:
-        if self.tree is None or not path or _is_reserved(path):
-            return None
-        try:
-            return self.tree[path]
-        except (KeyError, ValueError):
-            return None
+        """The entry at ``path``; the names git reserves are invisible."""
+        return None if _is_reserved(path) else self._raw_entry(path)
 
     def _blob(self, path: str) -> pygit2.Blob:
         entry = self._entry(path)
-        if entry is None or entry.filemode not in _FILE_MODES:
+        if entry is None or entry.filemode not in FILE_MODES:
             raise NotFound(f"no file {path!r} in the repository at {self.ref}")
-        blob: pygit2.Blob = self.repo[entry.id]
+        with _storage_errors(f"cannot read {path!r}"):
+            blob: pygit2.Blob = self.repo[entry.id]
         return blob
 
     def lfs_names(self, folder: str) -> frozenset[str]:
@@ -306,13 +217,9 @@ class GitSnapshot(Snapshot):
         names = self._lfs_names.get(folder)
         if names is None:
             names = frozenset()
-            if self.tree is not None:
-                try:
-                    entry = self.tree[_join(folder, lfs.ATTRIBUTES)]
-                except KeyError:
-                    entry = None
-                if entry is not None and entry.filemode in _FILE_MODES:
-                    names = lfs.parse_attributes(self.repo[entry.id].data)
+            entry = self._raw_entry(_join(folder, lfs.ATTRIBUTES))
+            if entry is not None and entry.filemode in FILE_MODES:
+                names = lfs.parse_attributes(self.repo[entry.id].data)
             self._lfs_names[folder] = names
         return names
 
@@ -329,7 +236,7 @@ class GitSnapshot(Snapshot):
 
     def exists(self, path: str) -> bool:
         entry = self._entry(path)
-        return entry is not None and entry.filemode in _FILE_MODES
+        return entry is not None and entry.filemode in FILE_MODES
 
     def open(self, path: str) -> BinaryIO:
         blob = self._blob(path)
@@ -346,10 +253,10 @@ class GitSnapshot(Snapshot):
             entry = self._entry(prefix)
             if entry is None:
                 return
-            if entry.filemode in _FILE_MODES:
+            if entry.filemode in FILE_MODES:
                 yield prefix
                 return
-            if entry.filemode != _TREE:
+            if entry.filemode != TREE:
                 return
             tree = self.repo[entry.id]
         found: list[str] = []
@@ -357,9 +264,9 @@ class GitSnapshot(Snapshot):
         while stack:
             base, folder = stack.pop()
             for entry in folder:
-                if entry.filemode == _TREE:
+                if entry.filemode == TREE:
                     stack.append((f"{base}{entry.name}/", self.repo[entry.id]))
-                elif entry.filemode in _FILE_MODES and entry.name not in RESERVED_NAMES:
+                elif entry.filemode in FILE_MODES and entry.name not in RESERVED_NAMES:
                     found.append(base + entry.name)
         yield from sorted(found)
 
@@ -383,16 +290,16 @@ class _GitTransaction(Transaction):
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
         with _storage_errors("cannot commit the transaction"):
-            created: list[pygit2.Oid] = []
-            tree = self.backend._apply(snapshot, changes, created)
-            return self._land(tree, changes.message, changes.summary, created)
+            written = _Written(self.backend.fsync)
+            tree = self.backend._apply(snapshot, changes, written)
+            return self._land(tree, changes.message, changes.summary, written)
 
     def _land(
-        self, tree: pygit2.Oid, message: str, summary: dict[str, Any], created: list[pygit2.Oid]
+        self, tree: pygit2.Oid, message: str, summary: dict[str, Any], written: _Written
     ) -> Commit | None:
         if self.head is not None and self.head.tree_id == tree:
             return None
-        commit = self.backend._commit(self.head, tree, compose_message(message, summary), created)
+        commit = self.backend._commit(self.head, tree, compose_message(message, summary), written)
         self.head = commit
         self.snapshot = GitSnapshot(self.backend, commit)
         return to_commit(commit)
@@ -446,25 +353,30 @@ class GitBackend(Backend):
             raise UsageError(
                 f"unknown git backend options: {', '.join(sorted(unknown))} (known: fsync, worktree)"
             )
-        bare = not options.get("worktree", True)
-        with _storage_errors(f"cannot create a git repository at {root}"):
-            repo = pygit2.init_repository(str(root), bare=bare, initial_head=DEFAULT_BRANCH)
-            backend = cls.__new__(cls)
-            Backend.__init__(backend, root)
-            backend._attach(repo, bool(options.get("fsync", True)))
-            backend._prepare()
-        with backend.transaction(timeout=0) as tx:
-            tx.commit(changes)
-        return backend
+        fsync = bool(options.get("fsync", True))
+        # Built beside ``root`` and renamed into place: a crash never leaves a half-made repository.
+        with _storage_errors(f"cannot create a git repository at {root}"), _staging(root) as tmp:
+            backend = cls._new(
+                tmp, bare=not options.get("worktree", True), fsync=fsync, branch=DEFAULT_BRANCH
+            )
+            with backend.transaction(timeout=0) as tx:
+                tx.commit(changes)
+            backend.close()
+        return cls(root, fsync=fsync)
 
-    def _prepare(self) -> None:
-        """Repository settings and private state of a new repository (before its first commit)."""
-        config = self.repo.config
+    @classmethod
+    def _new(cls, root: Path, *, bare: bool, fsync: bool, branch: str) -> GitBackend:
+        """An empty repository with its settings and private state, before its first commit."""
+        backend = cls.__new__(cls)
+        Backend.__init__(backend, root)
+        backend._attach(pygit2.init_repository(str(root), bare=bare, initial_head=branch), fsync)
+        config = backend.repo.config
         config["core.fsync"] = "committed,index"  # git >= 2.36; the git CLI is durable too
         config["core.fsyncMethod"] = "fsync"
-        self.private.mkdir(exist_ok=True)
-        if not self.repo.is_bare:
-            self._mark_worktree(EMPTY_TREE)
+        backend.private.mkdir(exist_ok=True)
+        if not bare:
+            backend._mark_worktree(EMPTY_TREE)
+        return backend
 
     # -- reading ----------------------------------------------------------------------
 
@@ -487,7 +399,7 @@ class GitBackend(Backend):
             raise UsageError(f"refused ref {ref!r}: {_REF_HELP}")
         try:
             commit = self.repo.revparse_single(ref).peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        except (KeyError, ValueError, pygit2.GitError):
             raise NotFound(f"unknown ref {ref!r}: {_REF_HELP}") from None
         return str(commit.id)
 
@@ -524,13 +436,20 @@ class GitBackend(Backend):
                 head = _branch_commit(self.repo)
             yield _GitTransaction(self, head)
 
-    def restore(self, ref: str, *, timeout: float, message: str) -> Commit | None:
-        """A new commit whose tree is ``ref``'s: history keeps everything, so this too can be undone."""
+    def restore(
+        self, ref: str, *, timeout: float, message: str, summary: dict[str, Any] | None = None
+    ) -> Commit | None:
+        """A new commit whose tree is ``ref``'s: history keeps everything, so this too can be undone.
+
+        None when the head already has that tree. ``summary`` (e.g. the ids the rollback adds and
+        removes, which only the STAC layer knows) is stored along with the restored commit id.
+        """
         with self.transaction(timeout=timeout) as tx:
             assert isinstance(tx, _GitTransaction)
             target: pygit2.Commit = self.repo[self.resolve(ref)]
             with _storage_errors(f"cannot restore {ref}"):
-                return tx._land(target.tree_id, message, {"restored": str(target.id), "ref": ref}, [])
+                summary = {**(summary or {}), "restored": str(target.id), "ref": ref}
+                return tx._land(target.tree_id, message, summary, _Written(self.fsync))
 
     def _lfs_threshold(self, snapshot: GitSnapshot) -> int:
         try:
@@ -540,29 +459,31 @@ class GitBackend(Backend):
             return DEFAULT_LFS_THRESHOLD
         return int(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_LFS_THRESHOLD
 
-    def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, created: list[pygit2.Oid]) -> pygit2.Oid:
+    def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, written: _Written) -> pygit2.Oid:
         """Write the new blobs and the trees on their paths; the id of the resulting root tree."""
-        leaves: dict[str, _Leaf] = {}
+        leaves: dict[str, Leaf] = {}
         lfs_updates: dict[str, dict[str, bool]] = {}
         for path, data in changes.writes.items():
-            leaves[path] = _Leaf(self.repo.create_blob(data))
+            leaves[path] = Leaf(self.repo.create_blob(data))
             lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
         threshold = self._lfs_threshold(snapshot)
         for path, source in changes.blobs.items():
-            oid, is_lfs = self._store_blob(path, source, threshold)
-            leaves[path] = _Leaf(oid)
+            oid, is_lfs = self._store_blob(path, source, threshold, written)
+            leaves[path] = Leaf(oid)
             lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = is_lfs
         for path in changes.deletes:
-            leaves[path] = _Leaf(None)
+            leaves[path] = Leaf(None)
             lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
         for folder, updates in lfs_updates.items():
             if not _under_any(folder, changes.deletes):
                 self._update_attributes(snapshot, folder, updates, leaves)
-        created.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
-        tree = _write_tree(self.repo, snapshot.tree, _nest(leaves), created)
+        written.objects.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
+        tree = write_tree(self.repo, snapshot.tree, nest(leaves), written.objects)
         return tree if tree is not None else self.repo.TreeBuilder().write()
 
-    def _store_blob(self, path: str, source: Path, threshold: int) -> tuple[pygit2.Oid, bool]:
+    def _store_blob(
+        self, path: str, source: Path, threshold: int, written: _Written
+    ) -> tuple[pygit2.Oid, bool]:
         try:
             size = source.stat().st_size
         except OSError as exc:
@@ -570,28 +491,32 @@ class GitBackend(Backend):
         name = path.rsplit("/", 1)[-1]
         if size == 0 or size < threshold or not lfs.can_track(name):
             return self.repo.create_blob_fromdisk(str(source)), False
-        pointer = self.lfs.add(source, fsync=self.fsync)
+        pointer = self.lfs.add(source)
+        stored = self.lfs.path(pointer.oid)
+        written.file(stored)
+        written.folders.update(stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
         return self.repo.create_blob(pointer.encode()), True
 
     def _update_attributes(
-        self, snapshot: GitSnapshot, folder: str, updates: dict[str, bool], leaves: dict[str, _Leaf]
+        self, snapshot: GitSnapshot, folder: str, updates: dict[str, bool], leaves: dict[str, Leaf]
     ) -> None:
         current = snapshot.lfs_names(folder)
         names = {n for n in current if updates.get(n, True)} | {n for n, on in updates.items() if on}
         if names == current:
             return
         path = _join(folder, lfs.ATTRIBUTES)
-        leaves[path] = _Leaf(self.repo.create_blob(lfs.render_attributes(names)) if names else None)
+        leaves[path] = Leaf(self.repo.create_blob(lfs.render_attributes(names)) if names else None)
 
     def _commit(
-        self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, created: list[pygit2.Oid]
+        self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, written: _Written
     ) -> pygit2.Commit:
         """Write the commit, make everything durable, then move the branch (the commit point)."""
         signature = _signature(self.repo)
         parents = [head.id] if head is not None else []
         oid = self.repo.create_commit(None, signature, signature, message, tree, parents)
-        if self.fsync:
-            self._fsync_objects([*created, oid])
+        written.objects.append(oid)
+        self._add_loose_objects(written)
+        written.flush()
         _crash_point("git-objects-written")
         self._move_branch(head, oid, message.split("\n", 1)[0])
         _crash_point("git-branch-moved")
@@ -620,17 +545,13 @@ class GitBackend(Backend):
                 _fsync_file(ref_file)
                 fsutil.fsync_dir(ref_file.parent)
 
-    def _fsync_objects(self, oids: Iterable[pygit2.Oid]) -> None:
-        """fsync the loose files of new objects (objects already packed were made durable then)."""
-        folders = set()
-        for oid in set(oids):
+    def _add_loose_objects(self, written: _Written) -> None:
+        """The loose files of the new objects (objects found packed were made durable then)."""
+        objects = self.git_dir / "objects"
+        for oid in set(written.objects):
             hexid = str(oid)
-            path = self.git_dir / "objects" / hexid[:2] / hexid[2:]
-            if path.exists():
-                _fsync_file(path)
-                folders.add(path.parent)
-        for folder in folders:
-            fsutil.fsync_dir(folder)
+            written.file(objects / hexid[:2] / hexid[2:])
+        written.folder(objects)  # a new objects/xx folder is an entry of objects/
 
     # -- the working tree -------------------------------------------------------------
 
@@ -649,6 +570,11 @@ class GitBackend(Backend):
 
     def _mark_worktree(self, tree: str) -> None:
         fsutil.atomic_write(self._marker(), f"{tree}\n".encode(), fsync=self.fsync)
+
+    def _tree(self, hexid: str) -> pygit2.Tree | None:
+        """A marked tree; None (rewrite every file) if it is empty or was pruned by hand."""
+        tree = self.repo.get(hexid) if hexid != EMPTY_TREE else None
+        return tree if isinstance(tree, pygit2.Tree) else None
 
     def _needs_sync(self) -> bool:
         if self.repo.is_bare:
@@ -688,43 +614,49 @@ class GitBackend(Backend):
         Without a marker (a plain clone, checked out by git) the tree is taken to be ``unmarked``.
         """
         synced = self._worktree_tree()
-        old = unmarked if synced is None else None if synced == EMPTY_TREE else self.repo[synced]
+        old = unmarked if synced is None else self._tree(synced)
         changes = list(diff_trees(self.repo, old, tree))
         view = GitSnapshot(self, None)
         view.tree = tree
         index = self.repo.index
         index.read(False)
+        written = _Written(self.fsync)
         touched: set[Path] = set()
         for path, entry in changes:
             if entry is None:
-                _remove(self.root / path)
+                _remove(self.root / path, self.root)
                 touched.add((self.root / path).parent)
                 with contextlib.suppress(OSError):
                     index.remove(path)
         for path, entry in changes:
             if entry is not None:
-                self._write_worktree_file(view, path, self.repo[entry.id])
-                touched.add((self.root / path).parent)
+                touched |= self._write_worktree_file(view, path, self.repo[entry.id])
+                written.file(self.root / path)
                 index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
                 _crash_point("git-worktree-file")
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
-            if self.fsync and folder.exists():
-                fsutil.fsync_dir(folder)
             fsutil.prune_empty_dirs(folder, self.root)
+            while not folder.is_dir():  # pruned: the entry went from its parent
+                folder = folder.parent
+            written.folder(folder)
         index.write()
+        written.file(self.git_dir / "index")
+        written.flush()
         self._mark_worktree(str(tree.id))
 
-    def _write_worktree_file(self, view: GitSnapshot, path: str, blob: pygit2.Blob) -> None:
-        """Write one file as a reader expects it: LFS content, not the pointer."""
+    def _write_worktree_file(self, view: GitSnapshot, path: str, blob: pygit2.Blob) -> set[Path]:
+        """Write one file as a reader expects it (LFS content, not the pointer); the folders
+        whose entries changed."""
         target = self.root / path
-        _make_folder(target.parent, self.root)
+        touched = {target.parent, *(new.parent for new in _make_folder(target.parent, self.root))}
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         tmp = target.with_name(f".{target.name}.stac-repository-tmp")
         pointer = view._pointer(path, blob)
         with self.lfs.open(pointer, path) if pointer is not None else io.BytesIO(blob.data) as stream:
-            lfs.copy_stream(stream, tmp, fsync=self.fsync)
+            lfs.copy_stream(stream, tmp, fsync=False)  # the caller makes it durable
         os.replace(tmp, target)
+        return touched
 
     # -- backups ----------------------------------------------------------------------
 
@@ -748,20 +680,18 @@ class GitBackend(Backend):
     def restore_native(cls, source: Path, path: Path) -> GitBackend:
         """A working repository at ``path`` with the history (same commit ids) of ``source``."""
         origin = cls(source.absolute())
-        tip = origin.head()
-        with _storage_errors(f"cannot restore {source} into {path}"), _staging(path) as tmp:
-            repo = pygit2.init_repository(str(tmp), bare=False, initial_head=_short(origin.branch))
-            restored = cls.__new__(cls)
-            Backend.__init__(restored, tmp)
-            restored._attach(repo, origin.fsync)
-            restored._prepare()
-            _copy_history(origin, repo, tip, origin.branch)
-            if origin.fsync:
-                _fsync_tree(Path(repo.path))
-            with restored.transaction(timeout=0):
-                pass  # recovery checks out the working tree: marker (empty) != branch tree
-            restored.close()
-        origin.close()
+        try:
+            tip = origin.head()
+            with _storage_errors(f"cannot restore {source} into {path}"), _staging(path) as tmp:
+                restored = cls._new(tmp, bare=False, fsync=origin.fsync, branch=_short(origin.branch))
+                _copy_history(origin, restored.repo, tip, origin.branch)
+                if origin.fsync:
+                    _fsync_tree(restored.git_dir)
+                with restored.transaction(timeout=0):
+                    pass  # recovery checks out the working tree: its marker (empty) != the branch tree
+                restored.close()
+        finally:
+            origin.close()
         return cls(path)
 
     def close(self) -> None:
@@ -780,6 +710,44 @@ def _short(branch: str) -> str:
     return branch.removeprefix("refs/heads/")
 
 
+class _Written:
+    """What a commit step wrote and must make durable before the next step (when fsync is on).
+
+    A few paths are fsynced one by one. Many (an import writes thousands of files, at a fraction
+    of a millisecond per fsync) take one sync() of the system instead, on Linux where it waits.
+    """
+
+    BATCH = 64
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.objects: list[pygit2.Oid] = []
+        self.files: set[Path] = set()
+        self.folders: set[Path] = set()
+
+    def file(self, path: Path) -> None:
+        self.files.add(path)
+        self.folders.add(path.parent)
+
+    def folder(self, path: Path) -> None:
+        self.folders.add(path)
+
+    def flush(self) -> None:
+        files, folders = self.files, self.folders
+        self.files, self.folders = set(), set()
+        if not self.enabled:
+            return
+        if len(files) + len(folders) > self.BATCH and sys.platform == "linux":
+            os.sync()
+            return
+        for path in files:
+            if path.is_file():
+                _fsync_file(path)
+        for path in folders:
+            if path.is_dir():
+                fsutil.fsync_dir(path)
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -789,31 +757,43 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_tree(top: Path) -> None:
+    written = _Written(True)
     for folder, _, files in os.walk(top):
+        written.folder(Path(folder))
         for name in files:
-            _fsync_file(Path(folder) / name)
-        fsutil.fsync_dir(Path(folder))
+            written.file(Path(folder) / name)
+    written.flush()
 
 
-def _remove(target: Path) -> None:
+def _remove(target: Path, root: Path) -> None:
+    """Delete a working-tree file or folder, never through a symlink planted in the working tree."""
+    step = root
+    for part in target.relative_to(root).parts[:-1]:
+        step = step / part
+        if step.is_symlink() or not step.is_dir():
+            return  # not ours: the path leads out of the working tree, or is gone already
     if target.is_dir() and not target.is_symlink():
         shutil.rmtree(target)
     else:
         target.unlink(missing_ok=True)
 
 
-def _make_folder(folder: Path, root: Path) -> None:
-    """Create ``folder`` inside ``root``, replacing a file that stands where a folder must be."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return
-    except (FileExistsError, NotADirectoryError):
-        pass
-    for parent in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
-        step = root / parent
-        if step.is_file() or step.is_symlink():
+def _make_folder(folder: Path, root: Path) -> list[Path]:
+    """Create ``folder`` inside ``root``; returns the folders created (their parents need an fsync).
+
+    A file or symlink standing where a folder must be is replaced: writes never follow a link
+    out of the repository.
+    """
+    created = []
+    step = root
+    for part in folder.relative_to(root).parts:
+        step = step / part
+        if step.is_symlink() or (step.exists() and not step.is_dir()):
             step.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+        if not step.is_dir():
+            step.mkdir()
+            created.append(step)
+    return created
 
 
 @contextlib.contextmanager
@@ -835,7 +815,7 @@ def _staging(destination: Path) -> Iterator[Path]:
 
 def _copy_history(origin: GitBackend, target: pygit2.Repository, tip: pygit2.Commit, branch: str) -> None:
     """Copy every object reachable from ``tip`` as one pack, its LFS objects, and the branch."""
-    objects, lfs_oids = _reachable(origin, tip)
+    objects, lfs_oids = reachable(origin.repo, tip.id)
     packer = pygit2.PackBuilder(origin.repo)
     for oid in objects:
         packer.add(oid)
@@ -845,37 +825,3 @@ def _copy_history(origin: GitBackend, target: pygit2.Repository, tip: pygit2.Com
         origin.lfs.copy_object(oid, store, fsync=False)
     target.references.create(branch, tip.id, force=True)
     target.set_head(branch)
-
-
-def _reachable(origin: GitBackend, tip: pygit2.Commit) -> tuple[list[pygit2.Oid], set[str]]:
-    """Ids of all commits, trees and blobs reachable from ``tip``; sha256s of the LFS objects used."""
-    repo = origin.repo
-    seen: set[pygit2.Oid] = set()
-    objects: list[pygit2.Oid] = []
-    lfs_oids: set[str] = set()
-    pointers: set[pygit2.Oid] = set()
-    for commit in repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL):
-        objects.append(commit.id)
-        stack = [commit.tree]
-        while stack:
-            tree = stack.pop()
-            if tree.id in seen:
-                continue
-            seen.add(tree.id)
-            objects.append(tree.id)
-            names = frozenset()
-            if lfs.ATTRIBUTES in tree:
-                names = lfs.parse_attributes(repo[tree[lfs.ATTRIBUTES].id].data)
-            for entry in tree:
-                if entry.filemode == _TREE:
-                    stack.append(repo[entry.id])
-                    continue
-                if entry.id not in seen:
-                    seen.add(entry.id)
-                    objects.append(entry.id)
-                if entry.name in names and entry.id not in pointers:
-                    pointers.add(entry.id)
-                    pointer = lfs.parse_pointer(repo[entry.id].data)
-                    if pointer is not None:
-                        lfs_oids.add(pointer.oid)
-    return objects, lfs_oids

@@ -82,8 +82,11 @@ class Store:
     def path(self, oid: str) -> Path:
         return self.root / "objects" / oid[:2] / oid[2:4] / oid
 
-    def add(self, source: Path, *, fsync: bool) -> Pointer:
-        """Stream ``source`` into the store (hashing while copying); the pointer to commit."""
+    def add(self, source: Path) -> Pointer:
+        """Stream ``source`` into the store (hashing while copying); the pointer to commit.
+
+        The caller makes the new object durable (fsync), with the rest of its transaction.
+        """
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -95,9 +98,6 @@ class Store:
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
-                if fsync:
-                    dst.flush()
-                    os.fsync(dst.fileno())
             pointer = Pointer(digest.hexdigest(), size)
             target = self.path(pointer.oid)
             if target.exists():
@@ -105,8 +105,6 @@ class Store:
                 return pointer
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
-            if fsync:
-                fsutil.fsync_dir(target.parent)
             return pointer
         finally:
             tmp.unlink(missing_ok=True)
