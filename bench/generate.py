@@ -38,7 +38,11 @@ EXTENSIONS = [
 ]
 _START = dt.datetime(2018, 1, 1, tzinfo=dt.UTC)
 _SPAN_SECONDS = int((dt.datetime(2025, 1, 1, tzinfo=dt.UTC) - _START).total_seconds())
-_PLATFORMS = [("sentinel-2a", "sentinel-2", "msi"), ("sentinel-2b", "sentinel-2", "msi"), ("landsat-9", "landsat", "oli")]
+_PLATFORMS = [
+    ("sentinel-2a", "sentinel-2", "msi"),
+    ("sentinel-2b", "sentinel-2", "msi"),
+    ("landsat-9", "landsat", "oli"),
+]
 _BANDS = [
     ("B02", "blue", 0.490, 0.098),
     ("B03", "green", 0.560, 0.045),
@@ -105,7 +109,12 @@ class Extent:
 
     def add(self, item: dict[str, Any]) -> None:
         b = item["bbox"]
-        self.bbox = [min(self.bbox[0], b[0]), min(self.bbox[1], b[1]), max(self.bbox[2], b[2]), max(self.bbox[3], b[3])]
+        self.bbox = [
+            min(self.bbox[0], b[0]),
+            min(self.bbox[1], b[1]),
+            max(self.bbox[2], b[2]),
+            max(self.bbox[3], b[3]),
+        ]
         when = item["properties"]["datetime"]
         self.start = when if self.start is None or when < self.start else self.start
         self.end = when if self.end is None or when > self.end else self.end
@@ -160,12 +169,18 @@ def make_item(
             "title": "Reflectance",
             "roles": ["data"],
             "eo:bands": [
-                {"name": n, "common_name": c, "center_wavelength": w, "full_width_half_max": f} for n, c, w, f in bands
+                {"name": n, "common_name": c, "center_wavelength": w, "full_width_half_max": f}
+                for n, c, w, f in bands
             ],
         }
     }
     if rng.random() < 0.5:
-        meta = {"id": ident, "processing_level": "L2A", "baseline": "05.10", "quality": rng.choice(["PASSED", "DEGRADED"])}
+        meta = {
+            "id": ident,
+            "processing_level": "L2A",
+            "baseline": "05.10",
+            "quality": rng.choice(["PASSED", "DEGRADED"]),
+        }
         (folder / f"{ident}_metadata.json").write_bytes(_dumps(meta))
         assets["metadata"] = {"href": f"./{ident}_metadata.json", "type": _JSON, "roles": ["metadata"]}
     else:
@@ -175,7 +190,11 @@ def make_item(
             f"  <cloud>{cloud}</cloud>\n</product>\n"
         )
         (folder / f"{ident}_metadata.xml").write_text(xml)
-        assets["metadata"] = {"href": f"./{ident}_metadata.xml", "type": "application/xml", "roles": ["metadata"]}
+        assets["metadata"] = {
+            "href": f"./{ident}_metadata.xml",
+            "type": "application/xml",
+            "roles": ["metadata"],
+        }
     extras = rng.randint(0, 3)
     if extras >= 1:
         assets["thumbnail"] = {
@@ -193,7 +212,10 @@ def make_item(
         (folder / f"{ident}_qa.txt").write_text(f"{ident} quality report\nmask: ok\n")
         assets["qa"] = {"href": f"./{ident}_qa.txt", "type": "text/plain", "roles": ["metadata"]}
     links: list[dict[str, Any]] = [
-        {"rel": "license", "href": "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice"}
+        {
+            "rel": "license",
+            "href": "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice",
+        }
     ]
     item: dict[str, Any] = {
         "type": "Feature",
@@ -250,8 +272,13 @@ def generate_collection(out: Path, n_items: int, seed: int = 0, collection_id: s
         "description": "Synthetic optical scenes generated for stac-repository benchmarks.",
         "license": "CC-BY-4.0",
         "keywords": ["benchmark", "optical", "synthetic"],
-        "providers": [{"name": "Example Space Agency", "roles": ["producer", "licensor"], "url": "https://example.com"}],
-        "extent": {"spatial": {"bbox": [extent.bbox]}, "temporal": {"interval": [[extent.start, extent.end]]}},
+        "providers": [
+            {"name": "Example Space Agency", "roles": ["producer", "licensor"], "url": "https://example.com"}
+        ],
+        "extent": {
+            "spatial": {"bbox": [extent.bbox]},
+            "temporal": {"interval": [[extent.start, extent.end]]},
+        },
         "summaries": {"platform": sorted({p for p, _, _ in _PLATFORMS}), "gsd": [10, 20, 30, 60]},
     }
     target = out / "collection.json"

@@ -1,7 +1,7 @@
 """Benchmarks of stac-repository through its public API and CLI.
 
     python bench/run.py                      # N = 1000 and 10000, every registered backend
-    python bench/run.py --quick              # N = 1000 only, < 1 min, with the regression guard
+    python bench/run.py --quick              # N = 1000 only, fewer repetitions (CI)
     python bench/run.py --sizes 1000 --backends file --json results.json
 
 For each size N and backend: bulk ingest of an N-item collection (one ``repo.ingest`` call,
@@ -9,7 +9,8 @@ in a subprocess whose peak RSS is read with ``wait4``), then, on that repository
 ingest (library and CLI), update of one item, prune of one item, export and backup. CLI
 start-up (``stac-repository version``) is measured once. See docs/performance.md.
 
-Exit status: 0, or 1 on a GROSS regression only (see ``GUARDS``), or 2 when something failed.
+Exit status: 0; 1 on a GROSS regression only (thresholds below); 2 when an operation failed.
+POSIX only (``os.wait4``, ``os.sync``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import generate_collection, item_id, write_item  # noqa: E402
+from generate import generate_collection, item_id, write_item
 
 COLLECTION_ID = "bench"
 # Gross-regression thresholds: far above machine noise (medians, 2-core CI runner).
@@ -104,6 +105,12 @@ def timer() -> Iterator[list[float]]:
     out[0] = time.perf_counter() - start
 
 
+def settle() -> None:
+    """Flush dirty pages so that writeback of earlier steps does not land in the next measure."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
 
@@ -145,7 +152,9 @@ def bulk_worker(repo_dir: str, backend: str, collection: str, fsync: str, profil
     """Init a repository, ingest ``collection`` in one call, print timings as JSON."""
     from stac_repository import Repository
 
-    repo = Repository.init(repo_dir, backend=backend, id="root", description="benchmark", license="proprietary")
+    repo = Repository.init(
+        repo_dir, backend=backend, id="root", description="benchmark", license="proprietary"
+    )
     if fsync != "default":
         repo.set_config("fsync", fsync)
         repo = Repository.open(repo_dir)
@@ -159,13 +168,26 @@ def bulk_worker(repo_dir: str, backend: str, collection: str, fsync: str, profil
         profiler.dump_stats(profile)
     seconds = time.perf_counter() - start
     failed = [r.to_json() for r in report.failed]
-    sys.stdout.buffer.write(orjson.dumps({"seconds": seconds, "added": report.count("added"), "failed": failed}))
+    sys.stdout.buffer.write(
+        orjson.dumps({"seconds": seconds, "added": report.count("added"), "failed": failed})
+    )
     return 1 if failed else 0
 
 
-def run_bulk(repo_dir: Path, backend: str, collection: Path, fsync: str, profile: Path | None) -> tuple[float, float]:
+def run_bulk(
+    repo_dir: Path, backend: str, collection: Path, fsync: str, profile: Path | None
+) -> tuple[float, float]:
     """Run :func:`bulk_worker` in a child; return (seconds, peak RSS in MiB of that child)."""
-    cmd = [sys.executable, __file__, "_bulk", str(repo_dir), backend, str(collection), fsync, str(profile or "")]
+    cmd = [
+        sys.executable,
+        __file__,
+        "_bulk",
+        str(repo_dir),
+        backend,
+        str(collection),
+        fsync,
+        str(profile or ""),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = proc.stdout.read()
@@ -174,7 +196,9 @@ def run_bulk(repo_dir: Path, backend: str, collection: Path, fsync: str, profile
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise BenchFailure(f"bulk ingest failed (exit {proc.returncode}): {out.decode(errors='replace')[:2000]}")
+        raise BenchFailure(
+            f"bulk ingest failed (exit {proc.returncode}): {out.decode(errors='replace')[:2000]}"
+        )
     data = orjson.loads(out)
     rss_kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
     return float(data["seconds"]), rss_kib / 1024.0
@@ -187,7 +211,9 @@ def _ingest_one(repo: Any, item: Path, expect: str) -> float:
     with timer() as elapsed:
         report = repo.ingest([str(item)], parent=COLLECTION_ID)
     if report.failed or report.count(expect) != 1:
-        raise BenchFailure(f"ingest of {item} did not report {expect!r}: {orjson.dumps(report.to_json()).decode()}")
+        raise BenchFailure(
+            f"ingest of {item} did not report {expect!r}: {orjson.dumps(report.to_json()).decode()}"
+        )
     return elapsed[0]
 
 
@@ -200,7 +226,7 @@ def measure_size(
     *,
     fsync: str,
     profile_dir: Path | None,
-    generate_s: float,
+    generate_s: float = 0.0,
     full: bool = True,
 ) -> SizeResult:
     """Every measure for one backend and one N (``full=False``: bulk and single-item ingest only)."""
@@ -211,9 +237,11 @@ def measure_size(
     repo_dir = base / "repo"
     items = base / "items"
     prof = (profile_dir / f"bulk-{backend}-{n}.prof") if profile_dir else None
+    settle()
     res.bulk_s, res.bulk_peak_rss_mb = run_bulk(repo_dir, backend, source, fsync, prof)
     res.bulk_items_per_s = n / res.bulk_s
     repo = Repository.open(repo_dir)
+    settle()
 
     # Warm-up: imports, processor registry; not measured.
     _ingest_one(repo, write_item(items / "warmup", n=30_000_000), "added")
@@ -265,10 +293,12 @@ def measure_size(
     res.prune_ms = median_ms(prune)
     res.samples["prune"] = prune
 
+    settle()
     with timer() as elapsed:
         res.export_files = repo.export(base / "export")
     res.export_s = elapsed[0]
     res.export_items_per_s = n / res.export_s
+    settle()
     with timer() as elapsed:
         repo.backup(base / "backup")
     res.backup_s = elapsed[0]
@@ -336,14 +366,44 @@ def render_table(results: list[SizeResult]) -> str:
     return "\n".join(lines)
 
 
+def run_probes(
+    results: list[SizeResult], backends: list[str], work: Path, reps: Reps, args: argparse.Namespace
+) -> list[SizeResult]:
+    """Single-item ingest at a small N for backends whose run has no two sizes 10x apart (scaling guard)."""
+    probes = []
+    for backend in backends:
+        measured = [r.n for r in results if r.backend == backend]
+        if not measured or any(b >= SCALING_FACTOR * a for a in measured for b in measured):
+            continue
+        small = max(PROBE_SIZE, min(measured) // SCALING_FACTOR)
+        if small * SCALING_FACTOR > max(measured):
+            continue
+        source = generate_collection(work / f"probe-source-{small}", small, seed=args.seed)
+        probe = measure_size(
+            backend, small, source, work / "probe", reps, fsync=args.fsync, profile_dir=None, full=False
+        )
+        probes.append(probe)
+        print(f"  {backend} probe N={small}: single {probe.single_ms:.1f} ms", flush=True)
+        if not args.keep:
+            shutil.rmtree(work / "probe", ignore_errors=True)
+            shutil.rmtree(work / f"probe-source-{small}", ignore_errors=True)
+    return probes
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmarks of stac-repository (see docs/performance.md).")
-    parser.add_argument("--sizes", default="1000,10000", help="comma-separated item counts (default: 1000,10000)")
-    parser.add_argument("--backends", default=None, help="comma-separated backends (default: every registered one)")
-    parser.add_argument("--quick", action="store_true", help="N=1000 only, fewer repetitions (< 1 min): for CI")
+    parser.add_argument(
+        "--sizes", default="1000,10000", help="comma-separated item counts (default: 1000,10000)"
+    )
+    parser.add_argument(
+        "--backends", default=None, help="comma-separated backends (default: every registered one)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="N=1000 only, fewer repetitions (< 1 min): for CI"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -352,9 +412,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="default",
         help="repository fsync setting (default: the repository default, which is on)",
     )
-    parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new temporary one)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="scratch folder (default: a new temporary one)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="cProfile bulk and single ingest")
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR", help="cProfile bulk and single ingest"
+    )
     parser.add_argument("--no-guard", action="store_true", help="report only, never exit 1 on a regression")
     args = parser.parse_args(argv)
     if args.quick:
@@ -386,41 +450,36 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: list[SizeResult] = []
-    probes: list[SizeResult] = []
     try:
         startup, startup_samples = cli_startup_ms(reps.startup)
-        print(f"CLI startup (stac-repository version): {startup:.0f} ms (median of {reps.startup})", flush=True)
+        print(
+            f"CLI startup (stac-repository version): {startup:.0f} ms (median of {reps.startup})", flush=True
+        )
         for n in sizes:
             with timer() as elapsed:
-                source = generate_collection(work / f"source-{n}", n, seed=args.seed, collection_id=COLLECTION_ID)
+                source = generate_collection(
+                    work / f"source-{n}", n, seed=args.seed, collection_id=COLLECTION_ID
+                )
             print(f"generated {n} items in {elapsed[0]:.1f} s", flush=True)
             for backend in backends:
                 res = measure_size(
-                    backend, n, source, work, reps, fsync=args.fsync, profile_dir=args.profile, generate_s=elapsed[0]
+                    backend,
+                    n,
+                    source,
+                    work,
+                    reps,
+                    fsync=args.fsync,
+                    profile_dir=args.profile,
+                    generate_s=elapsed[0],
                 )
                 results.append(res)
-                print(
-                    f"  {backend} N={n}: bulk {res.bulk_items_per_s:.0f} items/s, single {res.single_ms:.1f} ms",
-                    flush=True,
-                )
+                rate = f"bulk {res.bulk_items_per_s:.0f} items/s"
+                print(f"  {backend} N={n}: {rate}, single {res.single_ms:.1f} ms", flush=True)
                 if not args.keep:
                     shutil.rmtree(work / f"{backend}-{n}", ignore_errors=True)
             if not args.keep:
                 shutil.rmtree(work / f"source-{n}", ignore_errors=True)
-        # Scaling guard needs two sizes >= 10x apart: probe a small N when the run has none.
-        for backend in backends:
-            measured = [r.n for r in results if r.backend == backend]
-            if not any(b >= SCALING_FACTOR * a for a in measured for b in measured):
-                small = max(PROBE_SIZE, min(measured) // SCALING_FACTOR)
-                if small * SCALING_FACTOR > max(measured):
-                    continue
-                source = generate_collection(work / f"probe-{small}", small, seed=args.seed)
-                probe = measure_size(
-                    backend, small, source, work / "probe", reps, fsync=args.fsync, profile_dir=None,
-                    generate_s=0.0, full=False,
-                )
-                probes.append(probe)
-                print(f"  {backend} probe N={small}: single {probe.single_ms:.1f} ms", flush=True)
+        probes = run_probes(results, backends, work, reps, args)
     except BenchFailure as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 2
@@ -435,7 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "machine": info,
-            "settings": {"sizes": sizes, "backends": backends, "quick": args.quick, "fsync": args.fsync, "seed": args.seed},
+            "settings": {
+                "sizes": sizes,
+                "backends": backends,
+                "quick": args.quick,
+                "fsync": args.fsync,
+                "seed": args.seed,
+            },
             "cli_startup_ms": startup,
             "cli_startup_samples_s": startup_samples,
             "results": [asdict(r) for r in results],
@@ -449,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             print_profile(prof, prof.stem)
     for failure in failures:
         print(f"REGRESSION: {failure}", file=sys.stderr)
+    if not failures:
+        print("regression guard: ok")
     return 1 if failures and not args.no_guard else 0
 
 
