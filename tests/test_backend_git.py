@@ -113,8 +113,10 @@ def test_one_commit_per_product_with_its_summary(tmp_path: Path) -> None:
     assert [c.id for c in history] == log_ids(repo.root)
     assert history[0].parents == (history[1].id,) and history[-1].parents == ()
     assert history[0].message.startswith("ingest planet-disaster-data (stac")
-    assert history[0].summary["added"] == ["planet-disaster-data"]
-    assert history[1].summary["added"] == ["test"]
+    assert history[0].summary["added"][0] == "planet-disaster-data"
+    assert history[0].summary["counts"] == {"added": 8, "updated": 0, "removed": 0}
+    assert history[1].summary["added"][0] == "test"
+    assert history[1].summary["counts"]["added"] == 15
     assert history[-1].summary == {"added": ["root"]}
     assert history[0].time.tzinfo is not None
     assert [c.id for c in repo.history("HEAD~1")] == [c.id for c in history[1:]]

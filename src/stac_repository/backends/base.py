@@ -145,7 +145,10 @@ class Backend(abc.ABC):
     def resolve(self, ref: str) -> str:
         raise NoHistory(f"the {self.name!r} backend keeps no history: refs like {ref!r} mean nothing")
 
-    def restore(self, ref: str, *, timeout: float, message: str) -> Commit | None:
+    def restore(
+        self, ref: str, *, timeout: float, message: str, summary: dict[str, Any] | None = None
+    ) -> Commit | None:
+        """A new commit whose state equals ``ref``'s; None when the head already has it."""
         raise NoHistory(f"the {self.name!r} backend keeps no history: nothing to roll back to")
 
     def backup(self, destination: Path, *, ref: str | None = None) -> None:

@@ -61,11 +61,13 @@ def print_history(commits: Iterable[Any], *, verbose: bool, as_json: bool) -> No
             "added": s.get("added", []),
             "updated": s.get("updated", []),
             "removed": s.get("removed", []),
+            "counts": s.get("counts") or {k: len(s.get(k, [])) for k in ("added", "updated", "removed")},
         }
         if as_json:
             rows.append(row)
             continue
-        counts = f"+{len(row['added'])} ~{len(row['updated'])} -{len(row['removed'])}"
+        n = row["counts"]
+        counts = f"+{n['added']} ~{n['updated']} -{n['removed']}"
         sys.stdout.write(
             f"{commit.id[:10]}  {commit.time:%Y-%m-%d %H:%M:%S}  {counts:<12} {commit.message}\n"
         )
@@ -73,5 +75,7 @@ def print_history(commits: Iterable[Any], *, verbose: bool, as_json: bool) -> No
             for key, sign in (("added", "+"), ("updated", "~"), ("removed", "-")):
                 for ident in row[key]:
                     sys.stdout.write(f"    {sign} {ident}\n")
+                if row["counts"][key] > len(row[key]):
+                    sys.stdout.write(f"    {sign} ... and {row['counts'][key] - len(row[key])} more\n")
     if as_json:
         print_json(rows)

@@ -137,6 +137,9 @@ def init(
     description: Annotated[Optional[str], typer.Option(help="Root catalog description.")] = None,
     license: Annotated[Optional[str], typer.Option(help="License (default: proprietary).")] = None,  # noqa: A002
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; accept defaults.")] = False,
+    no_worktree: Annotated[
+        bool, typer.Option("--no-worktree", help="git backend: a bare repository (read it with export).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a repository (interactive without options)."""
@@ -189,6 +192,7 @@ def init(
         title=title,
         description=description,
         license=license or "proprietary",
+        options={"worktree": False} if no_worktree else None,
     )
     _report_init(repo, as_json)
 
@@ -264,11 +268,18 @@ def prune(
     """Remove objects with their descendants and assets."""
     repo = ctx.obj.open()
     commit = repo.prune(ids, extract=extract)
-    removed = commit.summary.get("removed", []) if commit else []
+    summary = commit.summary if commit else {}
     if as_json:
-        print_json({"removed": removed, "commit": commit.id if commit else None})
+        print_json(
+            {
+                "pruned": summary.get("pruned", []),
+                "removed": summary.get("counts", {}).get("removed", 0),
+                "commit": commit.id if commit else None,
+            }
+        )
     else:
-        typer.echo(f"pruned {', '.join(removed)}")
+        n = summary.get("counts", {}).get("removed", 0)
+        typer.echo(f"pruned {', '.join(summary.get('pruned', []))} ({n} objects removed)")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from ..errors import Conflict, InvalidStac, NotFound, StacRepositoryError, Usage
 from ..stac.document import StacType, dumps, parse_json, read_json_file
 from ..stac.layout import ROOT_PATH
 from ..stac.partition import Layout
-from ..stac.planner import Planner, init_changeset, root_catalog
+from ..stac.planner import SUMMARY_IDS, Planner, init_changeset, root_catalog
 from ..stac.validation import SchemaValidator, check_structure
 from . import config as cfg
 from .ingest import IngestReport, ProductResult
@@ -209,9 +209,8 @@ class Repository:
                     continue  # inside an object pruned just before
                 planner.prune(entry.path)
                 pruned.append(folder)
-            removed = planner.outcome.removed
-            message = f"prune {', '.join(removed)}"
-            return tx.commit(planner.changeset(message, {"removed": removed}))
+            message = f"prune {', '.join(planner.outcome.removed)}"
+            return tx.commit(planner.changeset(message, {"pruned": planner.outcome.removed}))
 
     # -- history --------------------------------------------------------------------------
 
@@ -219,7 +218,12 @@ class Repository:
         return self.backend.log(ref)
 
     def rollback(self, ref: str) -> Commit | None:
-        return self.backend.restore(ref, timeout=self.lock_timeout, message=f"rollback to {ref}")
+        """A new transaction restoring the catalog as it was at ``ref``; history keeps everything."""
+        target = self.backend.resolve(ref)
+        summary = changed_ids(self.backend, None, target)
+        return self.backend.restore(
+            target, timeout=self.lock_timeout, message=f"rollback to {ref} ({target[:10]})", summary=summary
+        )
 
     # -- copies ---------------------------------------------------------------------------
 
@@ -239,6 +243,34 @@ class Repository:
         from .export import restore_backup
 
         return cls(restore_backup(Path(source), Path(path).absolute()))
+
+
+def changed_ids(backend: Backend, old_ref: str | None, new_ref: str | None) -> dict[str, list[str]]:
+    """Ids added, updated and removed going from one state to another, read from the id index.
+
+    Only the index shards whose bytes differ are parsed.
+    """
+    from ..stac.index import INDEX_DIR
+
+    with backend.snapshot(old_ref) as old, backend.snapshot(new_ref) as new:
+        shards = set(old.walk(INDEX_DIR)) | set(new.walk(INDEX_DIR))
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for shard in shards:
+            a = old.read(shard) if old.exists(shard) else b"{}"
+            b = new.read(shard) if new.exists(shard) else b"{}"
+            if a != b:
+                before.update(parse_json(a, file=shard))
+                after.update(parse_json(b, file=shard))
+    changes = {
+        "added": sorted(i for i in after if i not in before),
+        "updated": sorted(i for i in after if i in before and after[i] != before[i]),
+        "removed": sorted(i for i in before if i not in after),
+    }
+    return {
+        **{key: ids[:SUMMARY_IDS] for key, ids in changes.items()},
+        "counts": {key: len(ids) for key, ids in changes.items()},
+    }
 
 
 def new_root_document(

@@ -59,6 +59,7 @@ KEYS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "fsync": (_bool, True, "fsync every write (durability against power loss)"),
     "schema_dir": (_optional_path, None, "folder of cached JSON schemas (<host>/<path>)"),
     "assets.allow_outside": (_bool, False, "copy local assets from outside the product folder"),
+    "lfs.threshold": (_count, 0, "assets of at least this many bytes go to Git LFS (git backend)"),
     "layout.max_items": (_count, 1000, "items listed directly by one catalog/collection before partitioning"),
     "layout.partition": (_scheme, "hash", "how full collections are split: hash, datetime or none"),
 }

@@ -175,9 +175,7 @@ def _ingest_one(
                     f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
                 )
                 summary = {
-                    "added": planner.outcome.added,
-                    "updated": planner.outcome.updated,
-                    "removed": planner.outcome.removed,
+                    "product": result.id,
                     "processor": processor_name,
                     "processor_version": processor.__version__,
                     "product_version": result.version,

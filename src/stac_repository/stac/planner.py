@@ -36,6 +36,8 @@ from .partition import keys as partition_keys
 from .source import STRUCTURAL_RELS, SourceNode, inside, local_target
 
 JSON = "application/json"
+SUMMARY_IDS = 1000
+"""At most this many ids per list in a transaction summary (the counts are always complete)."""
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Planner:
         self.objects_written = 0
         self.layout = layout or Layout()
         self._tree_parents: dict[str, str] = {}
+        self._old_objects: dict[str, str] = {}  # path -> id of stored objects this plan removes
+        self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
 
     # -- stored documents ----------------------------------------------------------------
 
@@ -225,6 +229,7 @@ class Planner:
         )
         self._touch(parent_path)
         self.index.put(Entry(doc["id"], path, StacType.CATALOG.value, parent_path))
+        self._new_objects[path] = doc["id"]
 
     def _entry_at(self, path: str) -> Entry:
         ident = self.doc(path).get("id")
@@ -311,6 +316,7 @@ class Planner:
                 )
             )
             self.objects_written += 1
+            self._new_objects[path] = node.id
             return cov
 
         return emit(tree, placement, self._ancestor_collections(placement))
@@ -482,6 +488,7 @@ class Planner:
     def _remove_subtree(self, entry: Entry, *, keep_link: bool) -> None:
         for ident, path in self.subtree(entry):
             self.index.remove(ident, path)
+            self._old_objects[path] = ident
         folder = folder_of(entry.path)
         self.deletes.add(folder)
         for path in list(self._docs):
@@ -573,16 +580,49 @@ class Planner:
                 continue
             keep = set(survivors)
             deletes.update(p for p in self.snapshot.walk(path) if p not in keep)
-        # Unchanged documents need no write.
+        # Unchanged documents and assets need no write.
         for path in list(writes):
             try:
                 if self.snapshot.read(path) == writes[path]:
                     del writes[path]
             except NotFound:
                 pass
-        return ChangeSet(
-            message=message, writes=writes, blobs=dict(self.blobs), deletes=deletes, summary=summary or {}
-        )
+        blobs = {path: src for path, src in self.blobs.items() if not self._same_file(path, src)}
+        full = {**(summary or {}), **self._object_summary(writes, blobs)}
+        return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
+
+    def _same_file(self, path: str, source: Path) -> bool:
+        """Is the stored file at ``path`` byte-identical to ``source``? (streamed comparison)"""
+        if not self.snapshot.exists(path):
+            return False
+        try:
+            with self.snapshot.open(path) as stored, open(source, "rb") as new:
+                while True:
+                    a, b = stored.read(1 << 20), new.read(1 << 20)
+                    if a != b:
+                        return False
+                    if not a:
+                        return True
+        except OSError:
+            return False
+
+    def _object_summary(self, writes: dict[str, bytes], blobs: dict[str, Path]) -> dict[str, Any]:
+        """STAC ids added, updated (content changed) and removed, with counts; lists capped."""
+        def top_down(objects: dict[str, str]) -> dict[str, str]:
+            return dict(sorted(objects.items(), key=lambda kv: (kv[0].count("/"), kv[0])))
+
+        old, new = top_down(self._old_objects), top_down(self._new_objects)
+        changed_folders = {folder_of(p) for p in [*writes, *blobs]}
+        added = [i for p, i in new.items() if p not in old]
+        removed = [i for p, i in old.items() if p not in new]
+        updated = [i for p, i in new.items() if p in old and (p in writes or folder_of(p) in changed_folders)]
+        cap = SUMMARY_IDS
+        return {
+            "added": added[:cap],
+            "updated": updated[:cap],
+            "removed": removed[:cap],
+            "counts": {"added": len(added), "updated": len(updated), "removed": len(removed)},
+        }
 
 
 def root_catalog(
