@@ -243,7 +243,7 @@ def test_assets_outside_the_product_are_refused(repo: Repository, tmp_path: Path
     src = write(tmp_path / "product", "leaky.json", doc)
     before = tree_digest(repo.root)
     report = repo.ingest([str(src)])
-    assert report.count("failed") == 1 and "outside the product folder" in (report.results[0].reason or "")
+    assert report.count("failed") == 1 and "outside the product's folders" in (report.results[0].reason or "")
     assert tree_digest(repo.root) == before
     (tmp_path / "product" / "link.txt").symlink_to(secret)
     doc["assets"] = {"data": {"href": "./link.txt"}}
@@ -265,3 +265,29 @@ def test_asset_name_collisions_are_resolved(repo: Repository, tmp_path: Path) ->
     hrefs = {k: a["href"] for k, a in stored_doc["assets"].items()}
     assert hrefs["a"] != hrefs["b"]
     assert (folder / hrefs["a"]).read_bytes() == b"A" and (folder / hrefs["b"]).read_bytes() == b"B"
+
+
+def test_local_links_are_copied_or_dropped_never_dangling(repo: Repository, tmp_path: Path) -> None:
+    (tmp_path / "product").mkdir()
+    (tmp_path / "product" / "LICENSE.txt").write_text("licence text")
+    (tmp_path / "secret.txt").write_text("outside")
+    doc = item("linked")
+    doc["links"] = [
+        {"rel": "license", "href": "./LICENSE.txt"},
+        {"rel": "via", "href": "../secret.txt"},
+        {"rel": "about", "href": "https://example.com/about"},
+    ]
+    report = repo.ingest([str(write(tmp_path / "product", "linked.json", doc))])
+    assert report.count("added") == 1
+    assert any("link dropped" in w for w in report.results[0].warnings)
+    shown = repo.show("linked")
+    links = {link["rel"]: link["href"] for link in shown["document"]["links"]}
+    assert "via" not in links and links["about"] == "https://example.com/about"
+    folder = repo.root / shown["path"].rsplit("/", 1)[0]
+    assert (folder / links["license"]).read_text() == "licence text"
+    assert not any(p.read_bytes() == b"outside" for p in repo.root.rglob("*") if p.is_file())
+    # With assets.allow_outside the outside file is brought in too.
+    repo.set_config("assets.allow_outside", "true")
+    assert repo.ingest([str(tmp_path / "product" / "linked.json")], force=True).count("updated") == 1
+    links = {link["rel"]: link["href"] for link in repo.show("linked")["document"]["links"]}
+    assert (folder / links["via"]).read_text() == "outside"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,9 @@ class ChangeSet:
     """
 
     message: str
-    writes: dict[str, bytes] = field(default_factory=dict)
+    writes: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
+    """Documents by path; a callable produces its bytes when the backend writes it (so that a
+    large transaction need not hold every document in memory)."""
     blobs: dict[str, Path] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +73,10 @@ class Commit:
     message: str
     parents: tuple[str, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def content(data: bytes | Callable[[], bytes]) -> bytes:
+    return data() if callable(data) else data
 
 
 class Snapshot(abc.ABC):

@@ -34,7 +34,7 @@ import orjson
 
 from ..errors import BackendError, Locked, NotFound
 from . import fsutil
-from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction
+from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
 from .locking import WriterLock
 
 LOCAL_DIR = f"{STATE_DIR}/local"
@@ -182,7 +182,7 @@ class FileBackend(Backend):
         writes: list[tuple[str, str]] = []
         try:
             for n, (path, data) in enumerate(changes.writes.items()):
-                fsutil.write_file(staged / f"w{n}", data, fsync=False)
+                fsutil.write_file(staged / f"w{n}", content(data), fsync=False)
                 writes.append((f"w{n}", path))
             for n, (path, source) in enumerate(changes.blobs.items()):
                 fsutil.copy_file(source, staged / f"b{n}", fsync=False)

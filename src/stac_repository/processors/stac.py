@@ -164,13 +164,13 @@ def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
     from ..stac.source import load_tree
 
     try:
-        nodes = load_tree(file).walk()
+        tree = load_tree(file, lazy_items=True)
     except InvalidStac:  # reported by the validate step, with the file and field
         digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
         return digest.hexdigest()[:32]
-    for node in nodes:
-        digest.update(str(node.file).encode())
-        digest.update(orjson.dumps(node.doc, option=orjson.OPT_SORT_KEYS))
+    for node in tree.walk():
+        digest.update(os.path.relpath(node.file, tree.file.parent).encode())
+        digest.update(str(node.digest).encode())
         for asset in (node.doc.get("assets") or {}).values():
             target = local_target(asset["href"], node.file)
             if target is not None:

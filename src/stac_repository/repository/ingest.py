@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StacRepositoryError
+from ..stac.document import StacType
 from ..stac.planner import Planner
 from ..stac.source import load_tree
 from ..stac.validation import SchemaValidator, with_posix_hrefs
@@ -142,20 +143,20 @@ def _ingest_one(
         output = Path(str(_step("process", result, lambda: processor.process(product))))
         if not output.is_file():
             raise _Failed(f"processor returned {str(output)!r}, which is not a file")
-        tree = _step("validate", result, lambda: load_tree(output))
+        unchecked: dict[str, int] = {}
+
+        def validate(doc: dict[str, Any], kind: StacType, file: Path) -> None:
+            for url in validator.validate(with_posix_hrefs(doc), kind, file=str(file)):
+                unchecked[url] = unchecked.get(url, 0) + 1
+
+        assert output is not None
+        source = output
+        tree = _step("validate", result, lambda: load_tree(source, validate=validate, lazy_items=True))
+        if unchecked:
+            listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))
+            result.warnings.append(f"schemas not available offline, not validated: {listed}")
         if tree.id != result.id:
             raise _Failed(f"processor said id {result.id!r} but wrote a document with id {tree.id!r}")
-
-        def validate() -> None:
-            unchecked: dict[str, int] = {}
-            for node in tree.walk():
-                for url in validator.validate(with_posix_hrefs(node.doc), node.kind, file=str(node.file)):
-                    unchecked[url] = unchecked.get(url, 0) + 1
-            if unchecked:
-                listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))
-                result.warnings.append(f"schemas not available offline, not validated: {listed}")
-
-        _step("validate", result, validate)
         allowed = {output.parent}
         if "://" not in product:
             allowed.add(Path(os.path.realpath(Path(product.split("#")[0]).parent)))

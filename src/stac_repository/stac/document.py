@@ -42,6 +42,11 @@ def parse_json(data: bytes, *, file: str) -> Any:
 
 def read_json_file(path: Path) -> Any:
     """Parse a local JSON file, refusing oversized files, FIFOs and devices."""
+    return parse_json(read_json_bytes(path), file=str(path))
+
+
+def read_json_bytes(path: Path) -> bytes:
+    """The bytes of a local JSON file, refusing oversized files, FIFOs and devices."""
     name = str(path)
     try:
         st = os.stat(path)
@@ -57,10 +62,9 @@ def read_json_file(path: Path) -> Any:
             f"{st.st_size} bytes is over the {MAX_DOCUMENT_BYTES} byte document limit", file=name
         )
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InvalidStac(f"cannot read ({exc.strerror})", file=name) from None
-    return parse_json(data, file=name)
 
 
 def identify(doc: Any, *, file: str | None = None) -> StacType:

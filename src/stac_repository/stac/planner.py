@@ -9,8 +9,11 @@ of the removed object): the cost of a plan does not grow with the size of the ca
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import orjson
 from ..backends.base import STATE_DIR, ChangeSet, Snapshot
 from ..errors import Conflict, InvalidStac, NotFound, UsageError
 from . import extent as ext
-from .document import StacType, dumps, identify, parse_json
+from .document import StacType, dumps, identify, parse_json, read_json_bytes
 from .index import Entry, IndexView, shard_path
 from .layout import ROOT_PATH, asset_name, child_path, folder_of, relative_href, segment
 from .partition import (
@@ -78,6 +81,7 @@ class Planner:
         self.objects_written = 0
         self.layout = layout or Layout()
         self._tree_parents: dict[str, str] = {}
+        self._lazy: dict[str, tuple[Path, str | None, dict[str, Any]]] = {}
         self._old_objects: dict[str, str] = {}  # path -> id of stored objects this plan removes
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
 
@@ -291,18 +295,25 @@ class Planner:
             doc = copy.copy(node.doc)
             inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
             child_covs = [emit(c, path, inner) for c in node.children]
-            doc["links"] = self._links_for(node, path, parent_path, paths, by_file)
+            files = _LocalFiles(path, node)
+            doc["links"] = self._links_for(node, path, parent_path, paths, by_file, files, product_folder)
             if node.kind is StacType.ITEM:
                 self._set_collection(doc, path, self.effective_parent(parent_path), collections)
             if doc.get("assets"):
-                doc["assets"] = self._copy_assets(node, path, product_folder)
+                doc["assets"] = self._copy_assets(node, files, product_folder)
             cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
             if node.kind is StacType.COLLECTION:
                 doc["extent"] = copy.deepcopy(doc["extent"])
                 cov = ext.union([ext.collection_coverage(doc), cov])
                 ext.apply_coverage(doc, cov)
-            self._docs[path] = doc
-            self._touch(path)
+            if node.lazy:
+                # Only what replaces fields of the item is kept; the rest is re-read when written.
+                patch = {k: doc[k] for k in ("links", "assets") if k in doc}
+                patch["collection"] = doc.get("collection")
+                self._lazy[path] = (node.file, node.digest, patch)
+            else:
+                self._docs[path] = doc
+                self._touch(path)
             top = node is tree
             self.index.put(
                 Entry(
@@ -339,7 +350,12 @@ class Planner:
         parent_path: str,
         paths: dict[int, str],
         by_file: dict[Path, str],
+        files: _LocalFiles,
+        product_folder: Path,
     ) -> list[dict[str, Any]]:
+        """Structural links computed from the stored layout; other links kept, with local
+        targets rewritten: to the stored document when part of the product, else copied in
+        like an asset. A local target outside the product's folders is dropped (never read)."""
         links: list[dict[str, Any]] = [
             {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
             {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
@@ -363,14 +379,26 @@ class Planner:
                 stored = by_file.get(Path(os.path.realpath(target)))
                 if stored is not None:
                     link = {**link, "href": relative_href(path, stored)}
-                else:
+                elif not os.path.lexists(target):
                     self.outcome.warnings.append(
-                        f"{node.id}: {link.get('rel')} link {link['href']!r} points outside "
-                        "the product; kept as given"
+                        f"{node.id}: {link.get('rel')} link {link['href']!r}: no such local file; "
+                        "kept as given"
                     )
                     link = {**link, "href": link["href"].replace("\\", "/")}
+                elif self._may_read(target, product_folder) and Path(os.path.realpath(target)).is_file():
+                    link = {**link, "href": files.add(self, link["href"], target)}
+                else:
+                    self.outcome.warnings.append(
+                        f"{node.id}: {link.get('rel')} link {link['href']!r} points outside the product's "
+                        "folders; link dropped"
+                    )
+                    continue
             links.append(link)
         return links
+
+    def _may_read(self, target: Path, product_folder: Path) -> bool:
+        roots = self.asset_roots | {product_folder}
+        return self.allow_outside_assets or any(inside(target, r) for r in roots)
 
     def _set_collection(
         self, doc: dict[str, Any], path: str, parent_path: str, collections: dict[str, str]
@@ -397,11 +425,7 @@ class Planner:
         href = relative_href(path, collections[target])
         doc["links"].insert(2, {"rel": "collection", "href": href, "type": JSON})
 
-    def _copy_assets(self, node: SourceNode, path: str, product_folder: Path) -> dict[str, Any]:
-        folder = folder_of(path)
-        taken = {posixpath.basename(path).lower()}
-        taken.update(segment(c.id).lower() for c in node.children)
-        by_source: dict[Path, str] = {}
+    def _copy_assets(self, node: SourceNode, files: _LocalFiles, product_folder: Path) -> dict[str, Any]:
         assets: dict[str, Any] = {}
         for key, asset in node.doc["assets"].items():
             href = asset["href"]
@@ -410,11 +434,11 @@ class Planner:
                 assets[key] = asset
                 continue
             where = f"{node.file}: assets.{key}"
-            roots = self.asset_roots | {product_folder}
-            if not self.allow_outside_assets and not any(inside(target, r) for r in roots):
+            if not self._may_read(target, product_folder):
+                folders = ", ".join(sorted(str(r) for r in self.asset_roots | {product_folder}))
                 raise InvalidStac(
-                    f"asset href {href!r} points outside the product folder {product_folder} "
-                    "(allow it with --allow-outside-assets)",
+                    f"asset href {href!r} points outside the product's folders ({folders}); "
+                    "allow it with: stac-repository config assets.allow_outside true",
                     file=str(node.file),
                     field=f"assets.{key}.href",
                 )
@@ -433,11 +457,7 @@ class Planner:
                 raise InvalidStac(
                     f"asset {href!r} is not a regular file", file=str(node.file), field=f"assets.{key}.href"
                 )
-            if real not in by_source:
-                name = asset_name(href, taken)
-                by_source[real] = name
-                self.blobs[f"{folder}/{name}" if folder else name] = real
-            assets[key] = {**asset, "href": f"./{by_source[real]}"}
+            assets[key] = {**asset, "href": files.add(self, href, real)}
         return assets
 
     def _link_into_parent(self, parent_path: str, path: str, tree: SourceNode, old_path: str | None) -> None:
@@ -564,12 +584,16 @@ class Planner:
     # -- result ---------------------------------------------------------------------------
 
     def changeset(self, message: str, summary: dict[str, Any] | None = None) -> ChangeSet:
-        writes = {path: dumps(self._docs[path]) for path in sorted(self._dirty)}
+        writes: dict[str, bytes | Callable[[], bytes]] = {
+            path: dumps(self._docs[path]) for path in sorted(self._dirty)
+        }
         for path, content in self.index.changes():
             if content is None:
                 self.deletes.add(path)
             else:
                 writes[path] = content
+        for path, (file, digest, patch) in self._lazy.items():
+            writes[path] = functools.partial(render_item, file, digest, patch)
         deletes = set()
         for path in self.deletes:
             if path in writes or path in self.blobs:
@@ -583,10 +607,13 @@ class Planner:
         # Unchanged documents and assets need no write.
         for path in list(writes):
             try:
-                if self.snapshot.read(path) == writes[path]:
-                    del writes[path]
+                stored = self.snapshot.read(path)
             except NotFound:
-                pass
+                continue
+            data = writes[path]
+            if stored == (data() if callable(data) else data):  # an update: render once to compare
+                del writes[path]
+
         blobs = {path: src for path, src in self.blobs.items() if not self._same_file(path, src)}
         full = {**(summary or {}), **self._object_summary(writes, blobs)}
         return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
@@ -608,6 +635,7 @@ class Planner:
 
     def _object_summary(self, writes: dict[str, bytes], blobs: dict[str, Path]) -> dict[str, Any]:
         """STAC ids added, updated (content changed) and removed, with counts; lists capped."""
+
         def top_down(objects: dict[str, str]) -> dict[str, str]:
             return dict(sorted(objects.items(), key=lambda kv: (kv[0].count("/"), kv[0])))
 
@@ -623,6 +651,42 @@ class Planner:
             "removed": removed[:cap],
             "counts": {"added": len(added), "updated": len(updated), "removed": len(removed)},
         }
+
+
+class _LocalFiles:
+    """Local files one stored object brings along (assets, linked files): each copied once into
+    the object's folder under a unique name."""
+
+    def __init__(self, path: str, node: SourceNode) -> None:
+        self.folder = folder_of(path)
+        self.taken = {posixpath.basename(path).lower()}
+        self.taken.update(segment(c.id).lower() for c in node.children)
+        self.by_source: dict[Path, str] = {}
+
+    def add(self, planner: Planner, href: str, source: Path) -> str:
+        real = Path(os.path.realpath(source))
+        if real not in self.by_source:
+            name = asset_name(href, self.taken)
+            self.by_source[real] = name
+            planner.blobs[f"{self.folder}/{name}" if self.folder else name] = real
+        return f"./{self.by_source[real]}"
+
+
+def render_item(file: Path, digest: str | None, patch: dict[str, Any]) -> bytes:
+    """The stored form of a lazily planned item: its source re-read, with the planned fields.
+
+    Refuses a source that changed since it was validated.
+    """
+    raw = read_json_bytes(file)
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+        raise InvalidStac("the file changed while it was being ingested; ingest it again", file=str(file))
+    doc = parse_json(raw, file=str(file))
+    for key, value in patch.items():
+        if key == "collection" and value is None:
+            doc.pop("collection", None)
+        else:
+            doc[key] = value
+    return dumps(doc)
 
 
 def root_catalog(

@@ -7,14 +7,16 @@ when the caller allows it). Remote links are left for the planner to keep as the
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..errors import InvalidStac
-from .document import StacType, read_json_file, version_tuple
+from .document import StacType, parse_json, read_json_bytes, version_tuple
 from .validation import check_structure
 
 MAX_DEPTH = 256
@@ -25,6 +27,7 @@ STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collect
 class SourceNode:
     kind: StacType
     doc: dict[str, Any]
+    """The document; for items loaded lazily, only the fields planning needs (see :func:`stub`)."""
     file: Path  # absolute, resolved
     children: list[SourceNode] = field(default_factory=list)
     link_of_child: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -33,6 +36,10 @@ class SourceNode:
     bucket_key: str | None = None
     """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
     bucket_level: int = 0
+    digest: str | None = None
+    """sha256 of the file's bytes as read and validated (None for nodes not read from disk)."""
+    lazy: bool = False
+    """True when ``doc`` is a stub: the full document is read again when it is written."""
 
     @property
     def id(self) -> str:
@@ -67,21 +74,54 @@ def inside(path: Path, folder: Path) -> bool:
     return real == folder or folder in real.parents
 
 
-def load_tree(root_file: Path) -> SourceNode:
-    """Load and structurally check the tree below ``root_file``; raise InvalidStac on any fault."""
+Validate = Callable[[dict[str, Any], StacType, Path], None]
+
+
+def stub(item: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an item that planning reads; the rest is re-read when the item is written.
+
+    Keeps memory flat in the number of items of a product."""
+    props = item.get("properties") or {}
+    keep = ("datetime", "start_datetime", "end_datetime")
+    out: dict[str, Any] = {
+        "id": item["id"],
+        "type": item.get("type"),
+        "stac_version": item.get("stac_version"),
+        "bbox": item.get("bbox"),
+        "properties": {k: props[k] for k in keep if k in props},
+        "links": [link for link in item.get("links", []) if link.get("rel") not in STRUCTURAL_RELS],
+    }
+    for key in ("collection", "assets"):
+        if key in item:
+            out[key] = item[key]
+    return out
+
+
+def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: bool = False) -> SourceNode:
+    """Load and check the tree below ``root_file``; raise InvalidStac on any fault.
+
+    ``validate`` is called on every document while it is in memory; with ``lazy_items`` only
+    a stub of each item is kept (the planner re-reads items when writing them, and checks
+    that the bytes did not change since).
+    """
     root_file = Path(os.path.realpath(root_file))
     folder = root_file.parent
     seen: set[Path] = set()
 
     def load(file: Path, depth: int) -> SourceNode:
         seen.add(file)
-        doc = read_json_file(file)
+        raw = read_json_bytes(file)
+        doc = parse_json(raw, file=str(file))
         kind = check_structure(doc, file=str(file))
         if kind is StacType.ITEM_COLLECTION:
             raise InvalidStac("an ItemCollection cannot be a child", file=str(file))
-        node = SourceNode(kind=kind, doc=doc, file=file)
+        if validate is not None:
+            validate(doc, kind, file)
+        node = SourceNode(kind=kind, doc=doc, file=file, digest=hashlib.sha256(raw).hexdigest())
         if kind is StacType.ITEM:
             _check_old_commons(doc, file)
+            if lazy_items:
+                node.doc, node.lazy = stub(doc), True
             return node
         for link in doc.get("links", []):
             if link.get("rel") not in ("child", "item"):
