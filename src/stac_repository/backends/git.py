@@ -49,7 +49,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -58,13 +58,14 @@ import pygit2
 
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
 from . import fsutil, lfs
-from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction
+from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
 from .gitobjects import (
     FILE_MODES,
     TREE,
     Leaf,
     compose_message,
     diff_trees,
+    lfs_objects_added,
     nest,
     reachable,
     to_commit,
@@ -464,7 +465,7 @@ class GitBackend(Backend):
         leaves: dict[str, Leaf] = {}
         lfs_updates: dict[str, dict[str, bool]] = {}
         for path, data in changes.writes.items():
-            leaves[path] = Leaf(self.repo.create_blob(data))
+            leaves[path] = Leaf(self.repo.create_blob(content(data)))
             lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
         threshold = self._lfs_threshold(snapshot)
         for path, source in changes.blobs.items():
@@ -658,6 +659,42 @@ class GitBackend(Backend):
         os.replace(tmp, target)
         return touched
 
+    # -- remotes (see stac_repository.repository.remote) -------------------------------
+
+    @property
+    def branch_name(self) -> str:
+        return _short(self.branch)
+
+    def lfs_objects_added(self, tip: str, known: str | None) -> set[str]:
+        """LFS objects of the commits reachable from ``tip`` and not from ``known`` (O(changed))."""
+        with _storage_errors("cannot list the LFS objects of the new commits"):
+            base = pygit2.Oid(hex=known) if known is not None else None
+            return lfs_objects_added(self.repo, pygit2.Oid(hex=tip), base)
+
+    def copy_lfs(self, oids: Iterable[str], source: lfs.Store, target: lfs.Store) -> int:
+        """Copy LFS objects between two stores, durable before any branch points at them; the
+        number copied (objects already there are skipped)."""
+        written = _Written(self.fsync)
+        with _storage_errors("cannot copy the LFS objects"):
+            for oid in sorted(oids):
+                stored = source.copy_object(oid, target, fsync=False)
+                if stored is not None:
+                    written.file(stored)
+                    written.folders.update(stored.parents[1:3])
+            count = len(written.files)
+            written.flush()
+        return count
+
+    def fast_forward(self, head: pygit2.Commit, target: pygit2.Commit, title: str) -> None:
+        """Under the writer lock: move the branch from ``head`` to its descendant ``target`` (its
+        objects and LFS objects already durable here) and bring the working tree along, path by
+        path as after a commit. The id index lives in the tree, so it follows by itself."""
+        if not self.repo.descendant_of(target.id, head.id):
+            raise Conflict(f"{target.id} does not descend from {self.branch_name}: not a fast-forward")
+        with _storage_errors(f"cannot move {self.branch_name}"):
+            self._move_branch(head, target.id, title)
+        self._sync_worktree_after_commit(target.tree, head.tree)
+
     # -- backups ----------------------------------------------------------------------
 
     def backup(self, destination: Path, *, ref: str | None = None) -> None:
@@ -696,6 +733,29 @@ class GitBackend(Backend):
 
     def close(self) -> None:
         self.repo.free()
+
+
+def local_lfs_store(path: Path) -> lfs.Store:
+    """The LFS store of the git repository at ``path``, bare or not (a remote on a local path)."""
+    with _storage_errors(f"cannot open the remote repository {path}"):
+        repo = pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        try:
+            return lfs.Store(Path(repo.path))
+        finally:
+            repo.free()
+
+
+def adopt_head(path: Path, branch: str) -> None:
+    """Point the unborn HEAD of the repository at ``path`` to ``branch``, which a push just made:
+    ``git init --bare`` names ``master`` (or init.defaultBranch), and a HEAD on a missing branch
+    would leave clones and ``init --from-backup`` of the remote empty."""
+    with _storage_errors(f"cannot update HEAD of {path}"):
+        repo = pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        try:
+            if repo.head_is_unborn and repo.references.get(f"refs/heads/{branch}") is not None:
+                repo.set_head(f"refs/heads/{branch}")
+        finally:
+            repo.free()
 
 
 # -- helpers --------------------------------------------------------------------------------

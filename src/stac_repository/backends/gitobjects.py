@@ -192,3 +192,59 @@ def reachable(repo: pygit2.Repository, tip: pygit2.Oid) -> tuple[list[pygit2.Oid
                     if pointer is not None:
                         lfs_oids.add(pointer.oid)
     return objects, lfs_oids
+
+
+def lfs_objects_added(repo: pygit2.Repository, tip: pygit2.Oid, known: pygit2.Oid | None) -> set[str]:
+    """The sha256 of every LFS object used by the commits reachable from ``tip`` but not from
+    ``known``: what a push or pull must carry besides git objects.
+
+    Each commit is diffed against its parents, so the cost follows what the commits changed, not
+    the size of their trees (:func:`reachable` walks every tree). The side that holds ``known``
+    is taken to hold the LFS objects of its own commits.
+    """
+    walker = repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL)
+    if known is not None:
+        walker.hide(known)
+    attributes: dict[pygit2.Oid, frozenset[str]] = {}
+    checked: set[pygit2.Oid] = set()
+    lfs_oids: set[str] = set()
+
+    def names_in(folder: pygit2.Tree) -> frozenset[str]:
+        names = attributes.get(folder.id)
+        if names is None:
+            entry = _entry(folder, lfs.ATTRIBUTES)
+            names = lfs.parse_attributes(repo[entry.id].data) if entry is not None else frozenset()
+            attributes[folder.id] = names
+        return names
+
+    def check(folder: pygit2.Tree, name: str) -> None:
+        entry = _entry(folder, name)
+        if entry is None or entry.filemode not in FILE_MODES or entry.id in checked:
+            return
+        if name in names_in(folder):
+            checked.add(entry.id)
+            pointer = lfs.parse_pointer(repo[entry.id].data)
+            if pointer is not None:
+                lfs_oids.add(pointer.oid)
+
+    for commit in walker:
+        changed: set[str] = set()
+        for parent in commit.parents or [None]:
+            old = parent.tree if parent is not None else None
+            changed.update(path for path, entry in diff_trees(repo, old, commit.tree) if entry is not None)
+        for path in changed:
+            folder_path, _, name = path.rpartition("/")
+            folder: Any = commit.tree[folder_path] if folder_path else commit.tree
+            if name == lfs.ATTRIBUTES:  # newly listed names may point at unchanged blobs
+                for listed in names_in(folder):
+                    check(folder, listed)
+            else:
+                check(folder, name)
+    return lfs_oids
+
+
+def _entry(tree: pygit2.Tree, name: str) -> pygit2.Object | None:
+    try:
+        return tree[name]
+    except KeyError:
+        return None

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ..errors import BackendError
-from . import fsutil
 
 SPEC = "https://git-lfs.github.com/spec/v1"
 ATTRIBUTES = ".gitattributes"
@@ -124,16 +123,37 @@ class Store:
             raise BackendError(f"the LFS object of {path!r} at {target} is corrupt (wrong size)")
         return stream
 
-    def copy_object(self, oid: str, other: Store, *, fsync: bool) -> None:
-        """Copy one object into ``other`` (backups), refusing to propagate a missing object."""
+    def copy_object(self, oid: str, other: Store, *, fsync: bool) -> Path | None:
+        """Copy one object into ``other`` (backups, push, pull); the new file, None if it was there.
+
+        The bytes are hashed on the way and land by rename, so a corrupt source or an interrupted
+        copy never leaves a wrong object under its name in a live store.
+        """
         source = self.path(oid)
         if not source.is_file():
             raise BackendError(f"LFS object sha256 {oid[:12]} is missing from {self.root}")
         target = other.path(oid)
         if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fsutil.copy_file(source, target, fsync=fsync)
+            return None
+        tmp_dir = other.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                if fsync:
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            if digest.hexdigest() != oid:
+                raise BackendError(f"LFS object sha256 {oid[:12]} in {self.root} is corrupt (wrong hash)")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
 
     def clean_tmp(self) -> None:
         """Drop temporaries of interrupted transactions (call under the writer lock)."""

@@ -347,6 +347,29 @@ def backup(
         typer.echo(f"backed up {count} files to {uri}")
 
 
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Remote path or URL (default: remote.url).")]
+
+
+@app.command()
+def push(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Send new commits and their assets to the remote (fast-forward only; git backend)."""
+    result = ctx.obj.open().push(url=url)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        typer.echo(result.describe())
+
+
+@app.command()
+def pull(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Bring the remote's new commits and assets here (fast-forward only; git backend)."""
+    result = ctx.obj.open().pull(url=url)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        typer.echo(result.describe())
+
+
 main_entry = entry(lambda: app, "stac-repository")
 
 if __name__ == "__main__":  # pragma: no cover

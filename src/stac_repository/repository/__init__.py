@@ -22,6 +22,7 @@ from ..stac.planner import SUMMARY_IDS, Planner, init_changeset, root_catalog
 from ..stac.validation import SchemaValidator, check_structure
 from . import config as cfg
 from .ingest import IngestReport, ProductResult
+from .remote import SyncResult
 
 
 class Repository:
@@ -243,6 +244,22 @@ class Repository:
         from .export import restore_backup
 
         return cls(restore_backup(Path(source), Path(path).absolute()))
+
+    # -- remotes (git backend) ------------------------------------------------------------
+
+    def push(self, *, url: str | None = None) -> SyncResult:
+        """Fast-forward the remote (``url``, else config ``remote.url``) to this branch."""
+        from .remote import push
+
+        return push(self, url=url)
+
+    def pull(self, *, url: str | None = None) -> SyncResult:
+        """Fast-forward this branch and working tree to the remote's."""
+        from .remote import pull
+
+        result = pull(self, url=url)
+        self._config = None  # the pulled commits may have changed it
+        return result
 
 
 def changed_ids(backend: Backend, old_ref: str | None, new_ref: str | None) -> dict[str, list[str]]:

@@ -54,6 +54,24 @@ def _optional_path(value: str) -> str | None:
     return value or None
 
 
+def _remote_url(value: str) -> str | None:
+    """A git remote: a URL, or a local path made absolute so it means the same from anywhere
+    (the config is versioned and travels with push and pull). Empty unsets it."""
+    from .remote import local_path
+
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith("-"):
+        raise UsageError(f"refused remote {value!r}: it would read as an option to git")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise UsageError(f"refused remote {value!r}: control characters")
+    path = local_path(value)
+    if path is not None and not value.startswith("file://"):
+        return str(path.expanduser().absolute())
+    return value
+
+
 KEYS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "lock.timeout": (_positive_float, 30.0, "seconds a writer waits for the lock"),
     "fsync": (_bool, True, "fsync every write (durability against power loss)"),
@@ -62,6 +80,7 @@ KEYS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "lfs.threshold": (_count, 0, "assets of at least this many bytes go to Git LFS (git backend)"),
     "layout.max_items": (_count, 1000, "items listed directly by one catalog/collection before partitioning"),
     "layout.partition": (_scheme, "hash", "how full collections are split: hash, datetime or none"),
+    "remote.url": (_remote_url, None, "git remote (path or URL) for push and pull (git backend)"),
 }
 
 

@@ -21,7 +21,7 @@ from ..errors import BackendError, NotFound
 INDEX_DIR = f"{STATE_DIR}/index"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     id: str
     path: str  # the object's document
@@ -53,24 +53,34 @@ class IndexView:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._shards: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        self._dirty: set[str] = set()
+        self._edits: dict[str, dict[str, dict[str, Entry | None]]] = {}
+        """shard -> id -> entry path -> new entry, or None for a removal."""
 
     def _shard(self, path: str) -> dict[str, list[dict[str, Any]]]:
+        """A stored shard as read (cached for lookups; edits are kept apart)."""
         if path not in self._shards:
-            try:
-                raw = self.snapshot.read(path)
-            except NotFound:
-                self._shards[path] = {}
-            else:
-                try:
-                    self._shards[path] = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    raise BackendError(f"corrupt index shard {path}") from None
+            self._shards[path] = self._read(path)
         return self._shards[path]
 
+    def _read(self, path: str) -> dict[str, list[dict[str, Any]]]:
+        try:
+            raw = self.snapshot.read(path)
+        except NotFound:
+            return {}
+        try:
+            shard: dict[str, list[dict[str, Any]]] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise BackendError(f"corrupt index shard {path}") from None
+        return shard
+
     def lookup(self, ident: str) -> list[Entry]:
-        rows = self._shard(shard_path(ident)).get(ident, [])
-        return [Entry(id=ident, **row) for row in rows]
+        rows = {row["path"]: Entry(id=ident, **row) for row in self._shard(shard_path(ident)).get(ident, [])}
+        for path, entry in self._edits.get(shard_path(ident), {}).get(ident, {}).items():
+            if entry is None:
+                rows.pop(path, None)
+            else:
+                rows[path] = entry
+        return list(rows.values())
 
     def find(self, ident: str, parent: str | None) -> Entry | None:
         for entry in self.lookup(ident):
@@ -85,26 +95,28 @@ class IndexView:
         return None
 
     def put(self, entry: Entry) -> None:
-        path = shard_path(entry.id)
-        rows = self._shard(path).setdefault(entry.id, [])
-        rows[:] = [row for row in rows if row["path"] != entry.path]
-        rows.append(entry.to_json())
-        self._dirty.add(path)
+        """Record an entry; shards are read and rewritten only in :meth:`changes`, one at a time,
+        so that a large ingest holds its new entries and nothing else."""
+        self._edits.setdefault(shard_path(entry.id), {}).setdefault(entry.id, {})[entry.path] = entry
 
     def remove(self, ident: str, path: str) -> None:
-        shard = shard_path(ident)
-        rows = self._shard(shard).get(ident)
-        if not rows:
-            return
-        rows[:] = [row for row in rows if row["path"] != path]
-        if not rows:
-            del self._shards[shard][ident]
-        self._dirty.add(shard)
+        self._edits.setdefault(shard_path(ident), {}).setdefault(ident, {})[path] = None
 
     def changes(self) -> Iterator[tuple[str, bytes | None]]:
         """(shard path, new content or None to delete) for every shard edited."""
-        for path in sorted(self._dirty):
-            shard = self._shards[path]
+        for path in sorted(self._edits):
+            shard = dict(self._shards.pop(path, None) or self._read(path))
+            for ident, edits in self._edits[path].items():
+                rows = {row["path"]: row for row in shard.get(ident, [])}
+                for entry_path, entry in edits.items():
+                    if entry is None:
+                        rows.pop(entry_path, None)
+                    else:
+                        rows[entry_path] = entry.to_json()
+                if rows:
+                    shard[ident] = list(rows.values())
+                else:
+                    shard.pop(ident, None)
             yield path, orjson.dumps(shard, option=orjson.OPT_SORT_KEYS) if shard else None
 
 

@@ -308,8 +308,9 @@ class Planner:
                 ext.apply_coverage(doc, cov)
             if node.lazy:
                 # Only what replaces fields of the item is kept; the rest is re-read when written.
-                patch = {k: doc[k] for k in ("links", "assets") if k in doc}
-                patch["collection"] = doc.get("collection")
+                patch: dict[str, Any] = {"links": doc["links"], "collection": doc.get("collection")}
+                if "assets" in doc:
+                    patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
                 self._lazy[path] = (node.file, node.digest, patch)
             else:
                 self._docs[path] = doc
@@ -681,11 +682,15 @@ def render_item(file: Path, digest: str | None, patch: dict[str, Any]) -> bytes:
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         raise InvalidStac("the file changed while it was being ingested; ingest it again", file=str(file))
     doc = parse_json(raw, file=str(file))
-    for key, value in patch.items():
-        if key == "collection" and value is None:
-            doc.pop("collection", None)
-        else:
-            doc[key] = value
+    doc["links"] = patch["links"]
+    if "asset_hrefs" in patch:
+        doc["assets"] = {
+            key: {**asset, "href": patch["asset_hrefs"][key]} for key, asset in doc["assets"].items()
+        }
+    if patch["collection"] is None:
+        doc.pop("collection", None)
+    else:
+        doc["collection"] = patch["collection"]
     return dumps(doc)
 
 

@@ -91,9 +91,10 @@ def stub(item: dict[str, Any]) -> dict[str, Any]:
         "properties": {k: props[k] for k in keep if k in props},
         "links": [link for link in item.get("links", []) if link.get("rel") not in STRUCTURAL_RELS],
     }
-    for key in ("collection", "assets"):
-        if key in item:
-            out[key] = item[key]
+    if "collection" in item:
+        out["collection"] = item["collection"]
+    if isinstance(item.get("assets"), dict):
+        out["assets"] = {key: {"href": asset["href"]} for key, asset in item["assets"].items()}
     return out
 
 
