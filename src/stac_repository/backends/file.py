@@ -241,8 +241,14 @@ class FileBackend(Backend):
         os.unlink(self.journal / "COMMIT")
         shutil.rmtree(self.journal, ignore_errors=True)
 
+    def _stale_files(self) -> list[Path]:
+        """Temporary files of atomic writes a killed writer left in the state folder."""
+        return [p for p in self.local.glob(".*.tmp-*") if p.is_file()]
+
     def _recover(self) -> None:
-        """Under the lock: finish a committed journal, discard an uncommitted one."""
+        """Under the lock: finish a committed journal, discard an uncommitted one, drop leftovers."""
+        for path in self._stale_files():
+            path.unlink(missing_ok=True)
         if not self.journal.exists():
             return
         commit = self.journal / "COMMIT"
@@ -258,7 +264,7 @@ class FileBackend(Backend):
         shutil.rmtree(self.journal, ignore_errors=True)
 
     def _recover_if_idle(self) -> None:
-        if not self.journal.exists():
+        if not self.journal.exists() and not self._stale_files():
             return
         try:
             with WriterLock(self.local / "lock", timeout=0):

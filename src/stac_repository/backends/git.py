@@ -584,9 +584,19 @@ class GitBackend(Backend):
         head = _branch_commit(self.repo)
         return synced is not None and head is not None and synced != str(head.tree_id)
 
+    def _stale_locks(self) -> list[Path]:
+        """git lock files a killed writer of ours left behind (git never removes them itself)."""
+        names = [f"{self.branch_name}.lock", "index.lock", "HEAD.lock", "packed-refs.lock", "config.lock"]
+        candidates = [self.git_dir / "refs" / "heads" / names[0], *(self.git_dir / n for n in names[1:])]
+        return [path for path in candidates if path.exists()]
+
     def _recover(self) -> None:
-        """Under the lock: finish a working-tree update that a crash interrupted."""
+        """Under the lock: drop what a killed writer left (lock files, temporary objects) and
+        finish a working-tree update it interrupted. Only writers holding our lock take git's
+        locks, so under it any such lock file is stale."""
         with _storage_errors(f"cannot update the working tree of {self.root}"):
+            for path in self._stale_locks():
+                path.unlink(missing_ok=True)
             self.lfs.clean_tmp()
             head = _branch_commit(self.repo)
             if head is not None and self._needs_sync():
@@ -594,7 +604,7 @@ class GitBackend(Backend):
 
     def _recover_if_idle(self) -> None:
         with _storage_errors(f"cannot read {self.root}"):
-            if not self._needs_sync():
+            if not self._needs_sync() and not self._stale_locks():
                 return
         try:
             with WriterLock(self.private / "lock", timeout=0):
