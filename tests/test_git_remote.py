@@ -57,7 +57,7 @@ def _bare_remote(tmp_path: Path) -> Path:
 
 
 def _origin(tmp_path: Path, remote: Path) -> Path:
-    """Repository A: remote.url set before the first push, so every copy inherits it."""
+    """Repository A, with remote.url set (a local setting: no commit, not pushed)."""
     a = tmp_path / "A"
     _cli("-r", a, "--backend", "git", "init", "--yes", "--description", "A")
     _cli("-r", a, "config", "remote.url", remote)
@@ -94,12 +94,14 @@ def _assert_worktree_in_sync(root: Path, tmp_path: Path) -> None:
 def test_push_then_pull_carries_history_assets_and_working_tree(tmp_path: Path) -> None:
     remote = _bare_remote(tmp_path)
     a = _origin(tmp_path, remote)
-    assert log_ids(remote) == log_ids(a) and len(log_ids(a)) == 3
+    assert log_ids(remote) == log_ids(a) and len(log_ids(a)) == 2  # init, ingest: no config commit
     assert git(remote, "symbolic-ref", "HEAD").strip() == "refs/heads/main"  # adopted by the push
 
     b = tmp_path / "B"
     _cli("-r", b, "init", "--from-backup", remote)
     assert log_ids(b) == log_ids(a) and not _lfs_files(b / ".git")
+    assert Repository.open(b).get_config("remote.url") is None  # each copy names its own remote
+    _cli("-r", b, "config", "remote.url", remote)
 
     _cli("-r", a, "ingest", PLANET)
     assets = _lfs_files(a / ".git")
@@ -150,6 +152,7 @@ def test_divergence_is_refused_both_ways_and_changes_nothing(tmp_path: Path) -> 
     a = _origin(tmp_path, remote)
     b = tmp_path / "B"
     _cli("-r", b, "init", "--from-backup", remote)
+    _cli("-r", b, "config", "remote.url", remote)
 
     _cli("-r", a, "ingest", TEST_CASE_6)
     _cli("-r", a, "push")

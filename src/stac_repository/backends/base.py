@@ -163,3 +163,8 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release held resources."""
+
+    @property
+    def local_dir(self) -> Path:
+        """Unversioned state of this copy of the repository (lock, local settings)."""
+        raise NotImplementedError

@@ -147,6 +147,10 @@ class FileBackend(Backend):
 
     # -- reading ----------------------------------------------------------------------
 
+    @property
+    def local_dir(self) -> Path:
+        return self.local
+
     def generation(self) -> int:
         try:
             return int((self.local / "generation").read_text() or 0)

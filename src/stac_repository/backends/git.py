@@ -672,6 +672,10 @@ class GitBackend(Backend):
     # -- remotes (see stac_repository.repository.remote) -------------------------------
 
     @property
+    def local_dir(self) -> Path:
+        return self.private
+
+    @property
     def branch_name(self) -> str:
         return _short(self.branch)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from .. import backends
 from ..backends.base import Backend, ChangeSet, Commit
-from ..errors import Conflict, InvalidStac, NotFound, StacRepositoryError, UsageError
+from ..backends.fsutil import atomic_write
+from ..errors import BackendError, Conflict, InvalidStac, NotFound, StacRepositoryError, UsageError
 from ..stac.document import StacType, dumps, parse_json, read_json_file
 from ..stac.layout import ROOT_PATH
 from ..stac.partition import Layout
@@ -87,13 +88,31 @@ class Repository:
 
     @property
     def config(self) -> dict[str, Any]:
+        """The versioned configuration, with this copy's local settings laid over it."""
         if self._config is None:
             with self.backend.snapshot() as snap:
                 try:
                     self._config = parse_json(snap.read(cfg.CONFIG_PATH), file=cfg.CONFIG_PATH)
                 except NotFound:
                     self._config = cfg.defaults(self.backend.name)
+            local = self._local_config()
+            for key in cfg.LOCAL_KEYS:
+                value = cfg.get_value(local, key)
+                if value is not None:
+                    cfg.set_value(self._config, key, value)
         return self._config
+
+    def _local_config_path(self) -> Path:
+        return self.backend.local_dir / cfg.LOCAL_FILE
+
+    def _local_config(self) -> dict[str, Any]:
+        try:
+            data = self._local_config_path().read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise BackendError(f"cannot read {self._local_config_path()}: {exc.strerror}") from None
+        return dict(parse_json(data, file=str(self._local_config_path())))
 
     @property
     def lock_timeout(self) -> float:
@@ -124,7 +143,15 @@ class Repository:
         return cfg.get_value(self.config, key)
 
     def set_config(self, key: str, raw_value: str) -> Commit | None:
+        """Change a setting: a transaction of its own, or (local keys) this copy's settings file."""
         value = cfg.parse(key, raw_value)
+        if key in cfg.LOCAL_KEYS:
+            with self.backend.transaction(timeout=self.lock_timeout):
+                local = self._local_config()
+                cfg.set_value(local, key, value)
+                atomic_write(self._local_config_path(), dumps(local), fsync=True)
+            self._config = None
+            return None
         with self.backend.transaction(timeout=self.lock_timeout) as tx:
             current = parse_json(tx.snapshot.read(cfg.CONFIG_PATH), file=cfg.CONFIG_PATH)
             cfg.set_value(current, key, value)

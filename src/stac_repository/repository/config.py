@@ -84,10 +84,17 @@ KEYS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
 }
 
 
+LOCAL_KEYS = frozenset({"remote.url"})
+"""Settings of one copy of a repository, kept out of its history (so setting a remote is no
+commit that would make two copies diverge)."""
+LOCAL_FILE = "config.json"
+
+
 def defaults(backend: str) -> dict[str, Any]:
     config: dict[str, Any] = {"format": FORMAT, "backend": backend}
     for key, (_, default, _) in KEYS.items():
-        set_value(config, key, default)
+        if key not in LOCAL_KEYS:
+            set_value(config, key, default)
     return config
 
 

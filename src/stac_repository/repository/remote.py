@@ -1,8 +1,8 @@
 """Remotes for the git backend: ``push`` and ``pull`` of the branch, fast-forward only.
 
 ``remote.url`` (config, or the ``url`` argument) names a git remote: a path on this machine (a
-bare repository made with ``git init --bare``, or a backup) or a URL git understands. The config is
-versioned like the catalog, so set it before the first push and every copy inherits it. Both verbs
+bare repository made with ``git init --bare``, or a backup) or a URL git understands. It is a
+local setting of each copy (not versioned: setting it is no commit that could diverge). Both verbs
 only move a branch forward; when the histories have diverged they refuse with one line and change
 nothing, since reconciling two catalogs is a merge, a job for git and a human.
 
