@@ -23,7 +23,7 @@ MAX_DEPTH = 256
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collection"})
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceNode:
     kind: StacType
     doc: dict[str, Any]
