@@ -53,6 +53,8 @@ def test_ingest_json_history_and_errors(repo_path: Path, corpus: Path) -> None:
     ("args", "code", "message"),
     [
         (("prune", "nope"), 1, "no object with id or path 'nope'"),
+        (("show", "../../../../etc/passwd"), 1, "no object with id or path"),
+        (("prune", "../catalog.json"), 1, "no object with id or path"),
         (("export", "{existing}"), 2, "is not an empty folder"),
         (("config", "no.such.key"), 2, "unknown config key"),
         (("config", "lock.timeout", "soon"), 2, "not a number"),

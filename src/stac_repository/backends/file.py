@@ -55,6 +55,9 @@ class FileSnapshot(Snapshot):
         self.ref = None
 
     def _path(self, path: str) -> Path:
+        """Readers too stay inside the repository, whatever path they are asked for."""
+        if path.startswith("/") or "\x00" in path or ".." in path.split("/"):
+            raise BackendError(f"refused unsafe path {path!r}")
         return self.root / path
 
     def read(self, path: str) -> bytes:
@@ -75,7 +78,7 @@ class FileSnapshot(Snapshot):
             raise NotFound(f"no file {path!r} in the repository") from None
 
     def walk(self, prefix: str = "") -> Iterator[str]:
-        start = self.root / prefix if prefix else self.root
+        start = self._path(prefix) if prefix else self.root
         if start.is_file():
             yield prefix
             return

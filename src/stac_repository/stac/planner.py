@@ -74,7 +74,6 @@ class Planner:
         self.allow_outside_assets = allow_outside_assets
         self._docs: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
-        self.writes: dict[str, bytes] = {}
         self.blobs: dict[str, Path] = {}
         self.deletes: set[str] = set()
         self.outcome = Outcome()
@@ -123,6 +122,8 @@ class Planner:
             where = ", ".join(sorted(e.path for e in entries))
             raise Conflict(f"id {selector!r} is ambiguous ({where}): name the object by its path")
         path = selector.strip("/")
+        if not path or posixpath.normpath(path) != path or path.split("/")[0] in ("..", "."):
+            raise NotFound(f"no object with id or path {selector!r} in the repository")
         name = posixpath.basename(path)
         for candidate in (path, f"{path}/catalog.json", f"{path}/collection.json", f"{path}/{name}.json"):
             if candidate.endswith(".json") and self.snapshot.exists(candidate):
