@@ -224,8 +224,19 @@ def test_segment_is_injective(a: str, b: str) -> None:
 
 
 def test_itemcollection_and_ndjson_are_items(repo: Repository, corpus: Path) -> None:
+    import tempfile
+
+    scratch = {
+        p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith("stac-repository-feature-")
+    }
     report = repo.ingest([str(corpus / "pystac/item-collection/sample-item-collection.json")])
     assert report.count("added") == 10, [r.reason for r in report.failed]
+    # The processor's scratch output is gone; nothing that existed before is touched.
+    after = {
+        p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith("stac-repository-feature-")
+    }
+    assert after <= scratch
+    assert repo.ingest([str(corpus / "rustac/crates/core/data/items.ndjson")]).count("failed") == 0
     report = repo.ingest([str(corpus / "pystac/item-collection/sample-item-collection.json")])
     assert report.count("skipped") == 10
 

@@ -172,7 +172,8 @@ def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
         digest.update(os.path.relpath(node.file, tree.file.parent).encode())
         digest.update(str(node.digest).encode())
         for asset in (node.doc.get("assets") or {}).values():
-            target = local_target(asset["href"], node.file)
+            href = asset.get("href") if isinstance(asset, dict) else None
+            target = local_target(href, node.file) if isinstance(href, str) else None
             if target is not None:
                 try:
                     st = os.stat(target)

@@ -88,19 +88,26 @@ def _discover(processor: Any, sources: Iterable[str], report: IngestReport) -> I
             report.results.append(result)
 
 
-def _is_temporary(output: Path, product: str) -> bool:
-    """Did the processor write ``output`` to a scratch folder of its own?"""
-    folder = output.parent
-    tmp = Path(tempfile.gettempdir()).resolve()
+def _temp_entries() -> set[str]:
     try:
-        source = Path(product).resolve()
-    except (OSError, ValueError):
-        source = None
-    if tmp not in folder.resolve().parents:
-        return False
-    return source is None or (
-        source != folder and folder not in source.parents and source not in folder.parents
-    )
+        return set(os.listdir(tempfile.gettempdir()))
+    except OSError:
+        return set()
+
+
+def _scratch_folder(output: Path, before: set[str]) -> Path | None:
+    """The folder ``process`` created in the temp folder for its output, if it made one.
+
+    Only a folder that did not exist before the call is ever removed: a processor's cache or
+    the user's own data in /tmp is never touched.
+    """
+    tmp = Path(tempfile.gettempdir()).resolve()
+    folder = output.resolve().parent
+    while folder.parent != tmp:
+        if folder == folder.parent or tmp not in folder.parents:
+            return None
+        folder = folder.parent
+    return folder if folder.name not in before and folder.is_dir() else None
 
 
 def ingest(
@@ -134,12 +141,14 @@ def _ingest_one(
 ) -> ProductResult:
     result = ProductResult(product=product, status="failed")
     output: Path | None = None
+    before: set[str] = set()
     try:
         result.id = str(_step("id", result, lambda: processor.id(product)))
         result.version = str(_step("version", result, lambda: processor.version(product)))
         if not force and repo._stored_version(result.id, parent) == result.version:
             result.status, result.step = "skipped", None
             return result
+        before = _temp_entries()
         output = Path(str(_step("process", result, lambda: processor.process(product))))
         if not output.is_file():
             raise _Failed(f"processor returned {str(output)!r}, which is not a file")
@@ -193,6 +202,7 @@ def _ingest_one(
         result.status = "failed"
         result.reason = str(exc)
     finally:
-        if output is not None and _is_temporary(output, product):
-            shutil.rmtree(output.parent, ignore_errors=True)
+        scratch = _scratch_folder(output, before) if output is not None else None
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return result

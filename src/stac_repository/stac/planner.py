@@ -430,12 +430,16 @@ class Planner:
     def _copy_assets(self, node: SourceNode, files: _LocalFiles, product_folder: Path) -> dict[str, Any]:
         assets: dict[str, Any] = {}
         for key, asset in node.doc["assets"].items():
-            href = asset["href"]
-            target = local_target(href, node.file)
-            if target is None:
+            href = asset.get("href")
+            target = local_target(href, node.file) if isinstance(href, str) else None
+            if target is None:  # remote, or an asset definition without a file
                 assets[key] = asset
                 continue
             where = f"{node.file}: assets.{key}"
+            if not os.path.lexists(target):
+                self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
+                assets[key] = {**asset, "href": href.replace("\\", "/")}
+                continue
             if not self._may_read(target, product_folder):
                 folders = ", ".join(sorted(str(r) for r in self.asset_roots | {product_folder}))
                 raise InvalidStac(
@@ -444,10 +448,6 @@ class Planner:
                     file=str(node.file),
                     field=f"assets.{key}.href",
                 )
-            if not os.path.lexists(target):
-                self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
-                assets[key] = {**asset, "href": href.replace("\\", "/")}
-                continue
             real = Path(os.path.realpath(target))
             if not real.exists():
                 raise InvalidStac(

@@ -32,6 +32,8 @@ import orjson
 from ..errors import InvalidStac
 from .document import V1, StacType, identify, version_tuple
 
+BANDS_AS_OBJECTS = version_tuple("1.0.0-beta.1")
+
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _CORE = {
     StacType.ITEM: "item-spec/json-schema/item.json",
@@ -97,7 +99,7 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
         for key, asset in assets.items():
             if not isinstance(asset, Mapping):
                 _fail(file, f"assets.{key}", "an asset must be an object")
-            if not isinstance(asset.get("href"), str) or not asset["href"]:
+            if (not isinstance(asset.get("href"), str) or not asset["href"]) and not _asset_definitions(doc):
                 _fail(file, f"assets.{key}.href", "an asset needs a non-empty href")
     if kind is StacType.ITEM:
         _check_item(doc, file, version_tuple(version))
@@ -137,8 +139,7 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
         value = props.get(key)
         if value is not None and not is_rfc3339(value):
             _fail(file, f"properties.{key}", f"{value!r} is not an RFC 3339 date-time with a time zone")
-    if version < V1:
-        _check_old_eo_bands(doc, file)
+    _check_eo_band_indices(doc, file, version)
     if version >= V1:
         has_link = any(link.get("rel") == "collection" for link in doc.get("links", []))
         if "collection" in doc and not has_link:
@@ -147,13 +148,28 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
             _fail(file, "collection", "there is a link with rel=collection but no collection id")
 
 
-def _check_old_eo_bands(doc: Mapping[str, Any], file: str | None) -> None:
-    """Before 1.0, an asset's eo:bands were indices into the item's eo:bands list."""
+def _asset_definitions(doc: Mapping[str, Any]) -> bool:
+    """A pre-1.0 collection using the "asset" extension: its assets are definitions, no files."""
+    exts = doc.get("stac_extensions") or []
+    return "extent" in doc and "asset" in exts and version_tuple(str(doc.get("stac_version"))) < V1
+
+
+def _check_eo_band_indices(doc: Mapping[str, Any], file: str | None, version: tuple[int, ...]) -> None:
+    """Before 1.0.0-beta.1 an asset's eo:bands were indices into the item's eo:bands (which a
+    0.x item may inherit from its collection, "commons"); since, they are band objects."""
     bands = doc["properties"].get("eo:bands")
     for key, asset in (doc.get("assets") or {}).items():
         indices = asset.get("eo:bands")
-        if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+        if not isinstance(indices, list) or not indices or not all(isinstance(i, int) for i in indices):
             continue
+        if version >= BANDS_AS_OBJECTS:
+            _fail(
+                file,
+                f"assets.{key}.eo:bands",
+                "lists band indices; since STAC 1.0.0-beta.1 bands are objects",
+            )
+        if bands is None:
+            continue  # inherited from the collection (commons): checked with it, not here
         if not isinstance(bands, list) or any(not 0 <= i < len(bands) for i in indices):
             _fail(file, f"assets.{key}.eo:bands", "refers to a band that properties.eo:bands does not list")
         if any(not isinstance(bands[i], Mapping) for i in indices):
