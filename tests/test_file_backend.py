@@ -70,7 +70,7 @@ def test_random_kills_during_a_large_ingest(tmp_path: Path, corpus: Path) -> Non
         if len(listing) == 1:
             assert tree_digest(repo) == empty
         else:
-            run_cli("-r", repo, "prune", "open-science-catalog", check=True)
+            run_cli("-r", repo, "prune", "osc", check=True)  # the id of the BIG catalog
             assert tree_digest(repo) == empty
 
 

@@ -225,6 +225,7 @@ class FileBackend(Backend):
         trash = self.journal / "trash"
         trash.mkdir(exist_ok=True)
         touched: set[Path] = set()
+        made: set[Path] = set()
         for n, path in enumerate(record["deletes"]):
             target = self.root / path
             if os.path.lexists(target):
@@ -234,7 +235,9 @@ class FileBackend(Backend):
             source = staged / name
             if source.exists():
                 target = self.root / path
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
                 os.replace(source, target)
                 touched.add(target.parent)
                 _crash_point("applying")

@@ -387,8 +387,10 @@ class Planner:
                         "kept as given"
                     )
                     link = {**link, "href": link["href"].replace("\\", "/")}
-                elif self._may_read(target, product_folder) and Path(os.path.realpath(target)).is_file():
-                    link = {**link, "href": files.add(self, link["href"], target)}
+                elif (real := Path(os.path.realpath(target))).is_file() and self._may_read(
+                    real, product_folder
+                ):
+                    link = {**link, "href": files.add(self, link["href"], real)}
                 else:
                     self.outcome.warnings.append(
                         f"{node.id}: {link.get('rel')} link {link['href']!r} points outside the product's "
@@ -399,8 +401,9 @@ class Planner:
         return links
 
     def _may_read(self, target: Path, product_folder: Path) -> bool:
+        """May this local file be read? ``target`` must have its symbolic links resolved."""
         roots = self.asset_roots | {product_folder}
-        return self.allow_outside_assets or any(inside(target, r) for r in roots)
+        return self.allow_outside_assets or any(inside(target, r, resolved=True) for r in roots)
 
     def _set_collection(
         self, doc: dict[str, Any], path: str, parent_path: str, collections: dict[str, str]
@@ -440,7 +443,8 @@ class Planner:
                 self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
                 assets[key] = {**asset, "href": href.replace("\\", "/")}
                 continue
-            if not self._may_read(target, product_folder):
+            real = Path(os.path.realpath(target))
+            if not self._may_read(real, product_folder):
                 folders = ", ".join(sorted(str(r) for r in self.asset_roots | {product_folder}))
                 raise InvalidStac(
                     f"asset href {href!r} points outside the product's folders ({folders}); "
@@ -448,7 +452,6 @@ class Planner:
                     file=str(node.file),
                     field=f"assets.{key}.href",
                 )
-            real = Path(os.path.realpath(target))
             if not real.exists():
                 raise InvalidStac(
                     f"asset {href!r} is a broken symbolic link",
@@ -665,8 +668,8 @@ class _LocalFiles:
         self.taken.update(segment(c.id).lower() for c in node.children)
         self.by_source: dict[Path, str] = {}
 
-    def add(self, planner: Planner, href: str, source: Path) -> str:
-        real = Path(os.path.realpath(source))
+    def add(self, planner: Planner, href: str, real: Path) -> str:
+        """``real``: the source with its symbolic links resolved."""
         if real not in self.by_source:
             name = asset_name(href, self.taken)
             self.by_source[real] = name

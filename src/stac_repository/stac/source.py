@@ -69,9 +69,11 @@ def local_target(href: str, base: Path) -> Path | None:
     return path if path.is_absolute() else base.parent / path
 
 
-def inside(path: Path, folder: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real == folder or folder in real.parents
+def inside(path: Path, folder: Path, *, resolved: bool = False) -> bool:
+    """Is ``path`` (symbolic links resolved, unless already) ``folder`` or below it?"""
+    real = os.fspath(path) if resolved else os.path.realpath(path)
+    base = os.fspath(folder)
+    return real == base or real.startswith(base.rstrip("/") + "/")
 
 
 Validate = Callable[[dict[str, Any], StacType, Path], None]
@@ -131,12 +133,12 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             if target is None:
                 node.remote_children.append(link)
                 continue
-            if not inside(target, folder):
+            target = Path(os.path.realpath(target))
+            if not inside(target, folder, resolved=True):
                 raise InvalidStac(
                     f"{link['rel']} link {link['href']!r} leaves the product folder {folder}",
                     file=str(file),
                 )
-            target = Path(os.path.realpath(target))
             if target in seen:
                 continue
             if not target.is_file():
