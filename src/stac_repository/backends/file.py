@@ -242,9 +242,7 @@ class FileBackend(Backend):
                 touched.add(target.parent)
                 _crash_point("applying")
         if self.fsync:
-            for folder in touched:
-                if folder.exists():
-                    fsutil.fsync_dir(folder)
+            fsutil.sync_folders([folder for folder in touched if folder.exists()])
         fsutil.atomic_write(self.local / "generation", str(record["generation"]).encode(), fsync=self.fsync)
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
             fsutil.prune_empty_dirs(folder, self.root)

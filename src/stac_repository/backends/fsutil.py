@@ -22,6 +22,14 @@ def sync_files(paths: list[Path]) -> None:
             os.close(fd)
 
 
+def sync_folders(folders: list[Path]) -> None:
+    """Make renames durable: fsync a few folders, or one syncfs(2) for many."""
+    if len(folders) > 16 and _syncfs(folders[0]):
+        return
+    for folder in folders:
+        fsync_dir(folder)
+
+
 def _syncfs(folder: Path) -> bool:
     try:
         import ctypes
