@@ -126,8 +126,9 @@ def test_readers_never_see_a_partial_state(tmp_path: Path, corpus: Path) -> None
     n = 0
     while writer.poll() is None or n < 2:
         out = tmp_path / f"export-{n}"
-        if run_cli("-r", repo, "export", out).returncode == 0:
-            sizes.add(len(walk_list(out / "catalog.json")))
+        proc = run_cli("-r", repo, "export", out)
+        assert proc.returncode == 0, proc.stderr  # retried internally, never a partial copy
+        sizes.add(len(walk_list(out / "catalog.json")))
         n += 1
     assert writer.wait() == 0
     # test-case-4 and training share their id: the second is an update of the first.

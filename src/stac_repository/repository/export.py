@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,29 +49,39 @@ def _copy_out(snapshot: Snapshot, path: str, target: Path) -> None:
         shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _consistent(backend: Backend, ref: str | None, write: Any) -> int:
-    """Run ``write(snapshot)`` until it saw one committed state (file backend readers take no lock)."""
+class _Changed(Exception):
+    """The repository changed under a reader: its copy is thrown away and made again."""
+
+
+def _consistent_copy(
+    backend: Backend, ref: str | None, destination: Path, write: Callable[[Snapshot, Path], int]
+) -> int:
+    """Copy one committed state into ``destination``: readers take no lock, so a copy that a
+    writer overlapped (file backend) is discarded before it lands, and made again."""
     for _ in range(_RETRIES):
-        with backend.snapshot(ref) as snap:
-            count = write(snap)
-            unchanged = getattr(snap, "unchanged", None)
-            if unchanged is None or unchanged():
+        try:
+            with backend.snapshot(ref) as snap, _staging(destination) as tmp:
+                count = write(snap, tmp)
+                unchanged = getattr(snap, "unchanged", None)
+                if unchanged is not None and not unchanged():
+                    raise _Changed
                 return count
+        except _Changed:
+            continue
     raise Conflict("the repository kept changing during the copy; try again")
 
 
 def export(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
-    def write(snap: Snapshot) -> int:
-        with _staging(destination) as tmp:
-            count = 0
-            for path in snap.walk():
-                if path.split("/", 1)[0] == STATE_DIR:
-                    continue
-                _copy_out(snap, path, tmp / path)
-                count += 1
-            return count
+    def write(snap: Snapshot, tmp: Path) -> int:
+        count = 0
+        for path in snap.walk():
+            if path.split("/", 1)[0] == STATE_DIR:
+                continue
+            _copy_out(snap, path, tmp / path)
+            count += 1
+        return count
 
-    return _consistent(backend, ref, write)
+    return _consistent_copy(backend, ref, destination, write)
 
 
 def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
@@ -80,16 +90,15 @@ def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> in
     if native is not None:
         return int(native(destination, ref=ref))
 
-    def write(snap: Snapshot) -> int:
-        with _staging(destination) as tmp:
-            count = 0
-            for path in snap.walk():
-                _copy_out(snap, path, tmp / path)
-                count += 1
-            (tmp / LOCAL_DIR).mkdir(parents=True, exist_ok=True)
-            return count
+    def write(snap: Snapshot, tmp: Path) -> int:
+        count = 0
+        for path in snap.walk():
+            _copy_out(snap, path, tmp / path)
+            count += 1
+        (tmp / LOCAL_DIR).mkdir(parents=True, exist_ok=True)
+        return count
 
-    return _consistent(backend, ref, write)
+    return _consistent_copy(backend, ref, destination, write)
 
 
 def restore_backup(source: Path, path: Path) -> Backend:
