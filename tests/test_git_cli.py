@@ -20,6 +20,13 @@ def test_history_rollback_and_export_at_refs(tmp_path: Path, corpus: Path) -> No
     assert history[0]["counts"]["added"] == 6
     verbose = run_cli("-r", repo, "history", "--verbose", check=True).stdout
     assert "+ test" in verbose
+    older = json.loads(
+        run_cli("-r", repo, "history", "--json", "--ref", "HEAD~1", "-n", "1", check=True).stdout
+    )
+    assert [c["id"] for c in older] == [history[1]["id"]]
+    when = history[1]["time"][:19]  # a date/time names the last commit at or before it
+    at = json.loads(run_cli("-r", repo, "history", "--json", "--ref", when, "-n", "1", check=True).stdout)
+    assert at[0]["time"] <= history[0]["time"]
 
     # Export as of the first ingest: only test-case-1 is there.
     run_cli("-r", repo, "export", tmp_path / "then", "--ref", "HEAD~1", check=True)

@@ -298,12 +298,16 @@ def history(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List the ids added, updated and removed.")
     ] = False,
+    ref: Annotated[Optional[str], typer.Option(help="Start from this commit, tag or date.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="At most this many.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the history of transactions."""
+    """Show the history of transactions, newest first."""
+    import itertools
+
     from .render import print_history
 
-    commits = ctx.obj.open().history()
+    commits = itertools.islice(ctx.obj.open().history(ref), limit)
     print_history(commits, verbose=verbose, as_json=as_json)
 
 
