@@ -117,3 +117,26 @@ def test_partitioning_can_be_turned_off(repo: Repository, tmp_path: Path) -> Non
         repo.ingest([str(write(tmp_path / "i", f"{doc['id']}.json", doc))], parent="col")
     links = repo.show("col")["document"]["links"]
     assert sum(1 for link in links if link["rel"] == "item") == 5
+
+
+def test_export_can_flatten_partitions(repo: Repository, tmp_path: Path) -> None:
+    repo.set_config("layout.max_items", "2")
+    docs = _items(30, seed=5)
+    src = tmp_path / "product"
+    for doc in docs:
+        write(src, f"{doc['id']}.json", doc)
+    write(src, "collection.json", collection("col", docs))
+    assert repo.ingest([str(src / "collection.json")]).count("added") == 1
+    repo.export(tmp_path / "kept")
+    repo.export(tmp_path / "flat", flatten=True)
+    kept = walk_list(tmp_path / "kept" / "catalog.json")
+    flat = walk_list(tmp_path / "flat" / "catalog.json")
+    assert [o for o in kept if o[0] == "Item"] == [o for o in flat if o[0] == "Item"]
+    assert len(kept) > len(flat) == 1 + 1 + 30  # root, collection, items: no partition catalogs
+    assert not [p for p in (tmp_path / "flat").rglob("catalog.json") if "~" in str(p)]
+    col = json.loads((tmp_path / "flat" / "col" / "collection.json").read_text())
+    assert sum(1 for link in col["links"] if link["rel"] == "item") == 30
+    for stored in (tmp_path / "flat").rglob("scene-*.json"):
+        doc = json.loads(stored.read_text())
+        parent = next(link["href"] for link in doc["links"] if link["rel"] == "parent")
+        assert json.loads((stored.parent / parent).read_text())["id"] == "col"

@@ -326,10 +326,13 @@ def export(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="New or empty folder.")],
     ref: Annotated[Optional[str], typer.Option(help="Commit ref (git backend).")] = None,
+    flatten: Annotated[
+        bool, typer.Option(help="Leave partition catalogs out: collections link all their items.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a self-contained static catalog."""
-    count = ctx.obj.open().export(directory, ref=ref)
+    count = ctx.obj.open().export(directory, ref=ref, flatten=flatten)
     if as_json:
         print_json({"directory": str(directory), "files": count})
     else:

@@ -255,11 +255,14 @@ class Repository:
 
     # -- copies ---------------------------------------------------------------------------
 
-    def export(self, destination: str | os.PathLike[str], *, ref: str | None = None) -> int:
-        """Write the catalog (as of ``ref``) as a self-contained static catalog; returns files written."""
+    def export(
+        self, destination: str | os.PathLike[str], *, ref: str | None = None, flatten: bool = False
+    ) -> int:
+        """Write the catalog (as of ``ref``) as a self-contained static catalog; returns files
+        written. ``flatten``: without the layout's partition catalogs."""
         from .export import export
 
-        return export(self.backend, Path(destination), ref=ref)
+        return export(self.backend, Path(destination), ref=ref, flatten=flatten)
 
     def backup(self, destination: str | os.PathLike[str], *, ref: str | None = None) -> int:
         from .export import backup

@@ -21,6 +21,7 @@ from ..errors import Conflict, UsageError
 from ..stac.document import StacType, dumps, identify, parse_json
 from ..stac.index import Entry
 from ..stac.layout import folder_of, relative_href
+from ..stac.partition import MARK, is_partition
 from ..stac.planner import Planner, resolve_href
 
 _RETRIES = 5
@@ -71,17 +72,82 @@ def _consistent_copy(
     raise Conflict("the repository kept changing during the copy; try again")
 
 
-def export(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
+def export(backend: Backend, destination: Path, *, ref: str | None = None, flatten: bool = False) -> int:
+    """Copy the stored catalog out, file by file (streamed: memory does not grow with it).
+
+    ``flatten`` leaves the layout's partition catalogs out: each catalog or collection then links
+    all its items directly (files stay where they are; only links change).
+    """
+
     def write(snap: Snapshot, tmp: Path) -> int:
+        partitions = _Partitions(snap) if flatten else None
         count = 0
         for path in snap.walk():
             if path.split("/", 1)[0] == STATE_DIR:
                 continue
-            _copy_out(snap, path, tmp / path)
+            if partitions is not None and partitions.affects(path):
+                if is_partition(path):
+                    continue
+                doc = partitions.flatten(parse_json(snap.read(path), file=path), path)
+                (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / path).write_bytes(dumps(doc))
+            else:
+                _copy_out(snap, path, tmp / path)
             count += 1
         return count
 
     return _consistent_copy(backend, ref, destination, write)
+
+
+class _Partitions:
+    """The partition catalogs of a snapshot: their items, sub-partitions and owners."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.items: dict[str, list[str]] = {}
+        self.subs: dict[str, list[str]] = {}
+        self.parent: dict[str, str] = {}
+        for path in snap.walk():
+            if f"/{MARK}" not in f"/{path}" or not is_partition(path) or not path.endswith("/catalog.json"):
+                continue
+            self.items[path], self.subs[path] = [], []
+            for link in parse_json(snap.read(path), file=path).get("links", []):
+                target = resolve_href(path, link.get("href", ""))
+                if target is None:
+                    continue
+                if link.get("rel") == "item":
+                    self.items[path].append(target)
+                elif link.get("rel") == "child" and is_partition(target):
+                    self.subs[path].append(target)
+                elif link.get("rel") == "parent":
+                    self.parent[path] = target
+        self.owners = {self.owner(p) for p in self.items}
+
+    def owner(self, path: str) -> str:
+        while is_partition(path) and path in self.parent:
+            path = self.parent[path]
+        return path
+
+    def below(self, path: str) -> list[str]:
+        return self.items.get(path, []) + [i for sub in self.subs.get(path, []) for i in self.below(sub)]
+
+    def affects(self, path: str) -> bool:
+        return path in self.owners or path in self.items or f"/{MARK}" in f"/{path}"
+
+    def flatten(self, doc: dict[str, Any], path: str) -> dict[str, Any]:
+        links = []
+        for link in doc.get("links", []):
+            target = resolve_href(path, link.get("href", ""))
+            if target is not None and target in self.items:
+                if link.get("rel") == "child":  # a partition: link its items directly
+                    links.extend(
+                        {"rel": "item", "href": relative_href(path, item), "type": "application/json"}
+                        for item in self.below(target)
+                    )
+                    continue
+                if link.get("rel") == "parent":  # an item in a partition: its owner is the parent
+                    link = {**link, "href": relative_href(path, self.owner(target))}
+            links.append(link)
+        return {**doc, "links": links}
 
 
 def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> int:
