@@ -123,7 +123,11 @@ def test_export_can_flatten_partitions(repo: Repository, tmp_path: Path) -> None
     repo.set_config("layout.max_items", "2")
     docs = _items(30, seed=5)
     src = tmp_path / "product"
+    (src / "data").mkdir(parents=True)
+    (src / "data" / "meta.json").write_text("[1, 2, 3]")  # a JSON asset that is no STAC document
+    (src / "data" / "band.tif").write_bytes(b"II*\x00")
     for doc in docs:
+        doc["assets"] = {"meta": {"href": "./data/meta.json"}, "band": {"href": "./data/band.tif"}}
         write(src, f"{doc['id']}.json", doc)
     write(src, "collection.json", collection("col", docs))
     assert repo.ingest([str(src / "collection.json")]).count("added") == 1

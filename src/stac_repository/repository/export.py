@@ -88,11 +88,13 @@ def export(backend: Backend, destination: Path, *, ref: str | None = None, flatt
             if partitions is not None and partitions.affects(path):
                 if is_partition(path):
                     continue
-                doc = partitions.flatten(parse_json(snap.read(path), file=path), path)
-                (tmp / path).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / path).write_bytes(dumps(doc))
-            else:
-                _copy_out(snap, path, tmp / path)
+                doc = parse_json(snap.read(path), file=path)
+                if isinstance(doc, dict) and isinstance(doc.get("links"), list):
+                    (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / path).write_bytes(dumps(partitions.flatten(doc, path)))
+                    count += 1
+                    continue
+            _copy_out(snap, path, tmp / path)
             count += 1
         return count
 
@@ -131,7 +133,8 @@ class _Partitions:
         return self.items.get(path, []) + [i for sub in self.subs.get(path, []) for i in self.below(sub)]
 
     def affects(self, path: str) -> bool:
-        return path in self.owners or path in self.items or f"/{MARK}" in f"/{path}"
+        """Documents whose links change: owners of partitions, partitions, items inside them."""
+        return path.endswith(".json") and (path in self.owners or f"/{MARK}" in f"/{path}")
 
     def flatten(self, doc: dict[str, Any], path: str) -> dict[str, Any]:
         links = []
