@@ -62,3 +62,29 @@ def test_bare_repository_and_lfs_threshold(tmp_path: Path, corpus: Path) -> None
     run_cli("-r", repo, "export", tmp_path / "export", check=True)
     assert len([k for k, _, _ in walk_list(tmp_path / "export" / "catalog.json") if k == "Item"]) == 5
     assert list((tmp_path / "export").rglob("*.tif"))
+
+
+def test_git_lfs_sees_a_clean_repository_and_clones_real_bytes(tmp_path: Path, corpus: Path) -> None:
+    """With the real git-lfs (installed by scripts/setup.sh and CI): fsck, status, clone."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    assert shutil.which("git-lfs"), "git-lfs is needed for this test: run scripts/setup.sh as root"
+    repo = tmp_path / "repo"
+    run_cli("-r", repo, "--backend", "git", "init", "--yes", "--description", "lfs", check=True)
+    run_cli("-r", repo, "ingest", corpus / "stactools/data-files/planet-disaster/collection.json", check=True)
+
+    def git(cwd: Path, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+    assert "Git LFS fsck OK" in git(repo, "lfs", "fsck")
+    assert git(repo, "status", "--porcelain") == ""
+    assert len(git(repo, "lfs", "ls-files").splitlines()) == 4
+    git(tmp_path, "clone", "--quiet", str(repo), "clone")
+    tifs = sorted((tmp_path / "clone").rglob("*.tif"))
+    assert len(tifs) == 3
+    for tif in tifs:
+        original = next((corpus / "stactools/data-files/planet-disaster").rglob(tif.name))
+        assert hashlib.sha256(tif.read_bytes()).digest() == hashlib.sha256(original.read_bytes()).digest()
+    assert len([k for k, _, _ in walk_list(tmp_path / "clone" / "catalog.json") if k == "Item"]) == 5
