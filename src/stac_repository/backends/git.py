@@ -85,7 +85,7 @@ RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^+-]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
-_AUTHOR = re.compile(r"\s*([^<>]*?)\s*<([^<>\s]*)>\s*")
+_AUTHOR = re.compile(r"[ \t]*([^<>\x00-\x1f\x7f]*?)[ \t]*<([^<>\s\x00-\x1f\x7f]*)>[ \t]*")
 _REF_HELP = "use a commit id, a tag, a branch, HEAD~N or a date like 2026-01-01T00:00"
 
 
