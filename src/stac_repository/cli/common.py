@@ -15,9 +15,13 @@ from ..errors import StacRepositoryError
 def print_json(data: Any) -> None:
     import orjson
 
-    sys.stdout.buffer.write(
-        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str) + b"\n"
-    )
+    try:
+        out = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits
+        import json
+
+        out = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
+    sys.stdout.buffer.write(out + b"\n")
     sys.stdout.flush()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidStac
-from ..stac.document import MAX_DOCUMENT_BYTES, StacType, dumps, identify, read_json_file
+from ..stac.document import MAX_DOCUMENT_BYTES, StacType, canonical, dumps, identify, read_json_file
 from ..stac.source import local_target
 
 __version__ = "1.0.0"
@@ -159,14 +159,14 @@ def version(product: str) -> str:
 def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
     digest = hashlib.sha256()
     if not whole_tree:
-        digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        digest.update(canonical(doc))
         return digest.hexdigest()[:32]
     from ..stac.source import load_tree
 
     try:
         tree = load_tree(file, lazy_items=True)
     except InvalidStac:  # reported by the validate step, with the file and field
-        digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        digest.update(canonical(doc))
         return digest.hexdigest()[:32]
     for node in tree.walk():
         digest.update(os.path.relpath(node.file, tree.file.parent).encode())

@@ -6,7 +6,9 @@ pystac is kept out of this path on purpose: it migrates documents to its own STA
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 from collections.abc import Mapping
 from enum import StrEnum
@@ -31,13 +33,37 @@ class StacType(StrEnum):
 FILE_NAMES = {StacType.CATALOG: "catalog.json", StacType.COLLECTION: "collection.json"}
 
 
+MAX_NESTING = 200
+"""Deepest JSON nesting accepted (orjson writes at most 254 levels; real STAC needs ~10)."""
+_LONG_INTEGER = re.compile(rb"\d{19,}")
+
+
 def parse_json(data: bytes, *, file: str) -> Any:
+    """Parse JSON exactly as written: integers beyond 64 bits (which orjson turns into floats)
+    are kept exact, and nesting deeper than :data:`MAX_NESTING` is refused."""
     try:
-        return orjson.loads(data)
+        doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidStac(f"not valid JSON ({exc})", file=file) from None
     except RecursionError:
         raise InvalidStac("JSON nested too deeply", file=file) from None
+    if _LONG_INTEGER.search(data):
+        doc = json.loads(data)  # exact integers; numbers are rare enough to pay for this
+    if data.count(b"[") + data.count(b"{") > MAX_NESTING and _depth(doc) > MAX_NESTING:
+        raise InvalidStac(f"JSON nested deeper than {MAX_NESTING} levels", file=file)
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
 
 
 def read_json_file(path: Path) -> Any:
@@ -131,6 +157,17 @@ TYPE_FIELD_SINCE = version_tuple("1.0.0-rc.1")
 V1 = version_tuple("1.0.0")
 
 
+def canonical(doc: Any) -> bytes:
+    """Compact bytes with sorted keys, for hashing a document's content."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def dumps(doc: Any) -> bytes:
     """Canonical bytes for a stored document: indented, key order kept, newline at the end."""
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: the standard library keeps them
+        return json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n"

@@ -254,7 +254,7 @@ class Planner:
         return f"folder {folder!r} is already used by {occupant!r}"
 
     def _assign_paths(self, tree: SourceNode, root_path: str) -> dict[int, str]:
-        paths: dict[int, str] = {id(tree): root_path}
+        paths: dict[int, str] = {id(tree): _checked_length(root_path, tree)}
         stack = [tree]
         while stack:
             node = stack.pop()
@@ -275,7 +275,7 @@ class Planner:
                         f"{node.file}: several children have the id {child.id!r}; stored apart as {path!r}"
                     )
                 taken.add(folder_of(path).lower())
-                paths[id(child)] = path
+                paths[id(child)] = _checked_length(path, child)
                 stack.append(child)
         return paths
 
@@ -656,6 +656,21 @@ class Planner:
             "removed": removed[:cap],
             "counts": {"added": len(added), "updated": len(updated), "removed": len(removed)},
         }
+
+
+MAX_PATH = 1024
+"""Longest stored path (bytes): deeper or longer would break file systems (4,096 on Linux, less
+elsewhere, once the repository's own location is added) and most tools."""
+
+
+def _checked_length(path: str, node: SourceNode) -> str:
+    if len(path.encode()) > MAX_PATH:
+        raise InvalidStac(
+            f"{node.id!r} would be stored at a path of {len(path.encode())} bytes (limit {MAX_PATH}): "
+            "ids or nesting too long",
+            file=str(node.file),
+        )
+    return path
 
 
 class _LocalFiles:

@@ -90,6 +90,8 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
             _fail(file, f"links[{n}]", "a link must be an object")
         if not isinstance(link.get("href"), str) or not link["href"]:
             _fail(file, f"links[{n}].href", "a link needs a non-empty href")
+        if "\x00" in link["href"]:
+            _fail(file, f"links[{n}].href", "href contains a NUL character")
         if not isinstance(link.get("rel"), str) or not link["rel"]:
             _fail(file, f"links[{n}].rel", "a link needs a rel")
     assets = doc.get("assets")
@@ -101,7 +103,11 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
                 _fail(file, f"assets.{key}", "an asset must be an object")
             if (not isinstance(asset.get("href"), str) or not asset["href"]) and not _asset_definitions(doc):
                 _fail(file, f"assets.{key}.href", "an asset needs a non-empty href")
+            if "\x00" in str(asset.get("href", "")):
+                _fail(file, f"assets.{key}.href", "href contains a NUL character")
     if kind is StacType.ITEM:
+        if not isinstance(assets, Mapping):
+            _fail(file, "assets", "an item needs an assets object (it may be empty)")
         _check_item(doc, file, version_tuple(version))
     else:
         if not isinstance(doc.get("description"), str):
