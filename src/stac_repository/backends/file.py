@@ -117,7 +117,10 @@ class _FileTransaction(Transaction):
                 raise BackendError(f"refused write to backend-private path {path!r}")
         if changes.is_empty():
             return None
-        return self.backend._commit(changes)
+        try:
+            return self.backend._commit(changes)
+        except OSError as exc:  # foreign errors become one line at the storage boundary
+            raise BackendError(f"cannot write into the repository: {exc.strerror or exc}") from exc
 
 
 class FileBackend(Backend):
@@ -175,7 +178,10 @@ class FileBackend(Backend):
     @contextlib.contextmanager
     def transaction(self, *, timeout: float) -> Iterator[Transaction]:
         with WriterLock(self.local / "lock", timeout=timeout):
-            self._recover()
+            try:
+                self._recover()
+            except OSError as exc:
+                raise BackendError(f"cannot recover {self.root}: {exc.strerror or exc}") from exc
             try:
                 yield _FileTransaction(self)
             finally:
@@ -185,21 +191,24 @@ class FileBackend(Backend):
 
     def _commit(self, changes: ChangeSet) -> Commit:
         staged = self.journal / "staged"
-        staged.mkdir(parents=True)
         writes: list[tuple[str, str]] = []
         try:
+            staged.mkdir(parents=True)
             for n, (path, data) in enumerate(changes.writes.items()):
                 fsutil.write_file(staged / f"w{n}", content(data), fsync=False)
                 writes.append((f"w{n}", path))
             for n, (path, source) in enumerate(changes.blobs.items()):
                 fsutil.copy_file(source, staged / f"b{n}", fsync=False)
                 writes.append((f"b{n}", path))
+            # The generation counter moves with the rest: applying then needs no new space.
+            generation = self.generation() + 1
+            fsutil.write_file(staged / "generation", str(generation).encode(), fsync=False)
+            writes.append(("generation", f"{LOCAL_DIR}/generation"))
             if self.fsync:
                 fsutil.sync_files([staged / name for name, _ in writes])
                 fsutil.fsync_dir(staged)
         except OSError as exc:
             raise BackendError(f"cannot stage the transaction: {exc.strerror or exc}") from exc
-        generation = self.generation() + 1
         record = {
             "id": uuid.uuid4().hex,
             "time": dt.datetime.now(dt.UTC).isoformat(),
@@ -209,10 +218,13 @@ class FileBackend(Backend):
             "deletes": sorted(changes.deletes),
         }
         _crash_point("staged")
-        fsutil.atomic_write(self.journal / "COMMIT", orjson.dumps(record), fsync=self.fsync)
-        # Committed: from here on recovery rolls forward.
+        try:
+            fsutil.atomic_write(self.journal / "COMMIT", orjson.dumps(record), fsync=self.fsync)
+        except OSError as exc:
+            raise BackendError(f"cannot commit the transaction: {exc.strerror or exc}") from exc
+        # Committed: from here on a crash rolls forward; an error undoes what was applied.
         _crash_point("committed")
-        self._apply(record)
+        self._apply(record, undo_on_error=True)
         return Commit(
             id=record["id"],
             time=dt.datetime.fromisoformat(record["time"]),
@@ -220,36 +232,56 @@ class FileBackend(Backend):
             summary=changes.summary,
         )
 
-    def _apply(self, record: dict[str, Any]) -> None:
+    def _apply(self, record: dict[str, Any], *, undo_on_error: bool = False) -> None:
+        """Put a committed journal in place. Every rename is recorded: when one fails (no space,
+        no permission) in a live commit, the ones done are reversed and the commit withdrawn,
+        so the transaction fails as a whole; during recovery the journal is left for later."""
         staged = self.journal / "staged"
         trash = self.journal / "trash"
-        trash.mkdir(exist_ok=True)
         touched: set[Path] = set()
-        made: set[Path] = set()
-        for n, path in enumerate(record["deletes"]):
-            target = self.root / path
-            if os.path.lexists(target):
-                os.replace(target, trash / str(n))
-                touched.add(target.parent)
-        for name, path in record["writes"]:
-            source = staged / name
-            if source.exists():
+        done: list[tuple[Path, Path]] = []  # (from, to) of every rename made
+        try:
+            trash.mkdir(exist_ok=True)
+            for n, path in enumerate(record["deletes"]):
                 target = self.root / path
-                if target.parent not in made:
+                if os.path.lexists(target):
+                    os.replace(target, trash / str(n))
+                    done.append((target, trash / str(n)))
+                    touched.add(target.parent)
+            for name, path in record["writes"]:
+                source = staged / name
+                if source.exists():
+                    target = self.root / path
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                os.replace(source, target)
-                touched.add(target.parent)
-                _crash_point("applying")
+                    if os.path.lexists(target):  # the old version, kept until the end for undo
+                        os.replace(target, trash / f"old-{name}")
+                        done.append((target, trash / f"old-{name}"))
+                    os.replace(source, target)
+                    done.append((source, target))
+                    touched.add(target.parent)
+                    _crash_point("applying")
+        except OSError as exc:
+            if not undo_on_error:
+                raise BackendError(f"cannot finish the last transaction: {exc.strerror or exc}") from exc
+            self._undo(done, touched)
+            raise BackendError(f"cannot write into the repository: {exc.strerror or exc}") from exc
         if self.fsync:
             fsutil.sync_folders([folder for folder in touched if folder.exists()])
-        # Not fsynced: the counter only tells running readers that a writer passed; after a
-        # power loss there are no running readers, and the durable journal replays anyway.
-        fsutil.atomic_write(self.local / "generation", str(record["generation"]).encode(), fsync=False)
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
             fsutil.prune_empty_dirs(folder, self.root)
         os.unlink(self.journal / "COMMIT")
         shutil.rmtree(self.journal, ignore_errors=True)
+
+    def _undo(self, done: list[tuple[Path, Path]], touched: set[Path]) -> None:
+        """Reverse the renames of a failed apply and withdraw its commit (back to the state before)."""
+        try:
+            for source, target in reversed(done):
+                os.replace(target, source)
+            os.unlink(self.journal / "COMMIT")
+        except OSError:
+            return  # the journal stays committed: the next command finishes it
+        for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+            fsutil.prune_empty_dirs(folder, self.root)
 
     def _stale_files(self) -> list[Path]:
         """Temporary files of atomic writes a killed writer left in the state folder."""
@@ -280,4 +312,6 @@ class FileBackend(Backend):
             with WriterLock(self.local / "lock", timeout=0):
                 self._recover()
         except Locked:  # a live writer owns the journal; it will finish it
+            return
+        except (BackendError, OSError):  # read-only media, no space...: a writer will finish it
             return

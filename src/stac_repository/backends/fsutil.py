@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sync_files(paths: list[Path]) -> None:
@@ -61,9 +64,23 @@ def write_file(path: Path, data: bytes, *, fsync: bool) -> None:
             os.fsync(fh.fileno())
 
 
+def open_regular(source: Path) -> BinaryIO:
+    """Open a file for reading only if it is a regular file *now*: a FIFO or device put in its
+    place after it was checked would block a writer that holds the lock, or never end."""
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(source))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def copy_file(source: Path, target: Path, *, fsync: bool) -> None:
     """Stream ``source`` into ``target`` (never a link: the repository owns its bytes)."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with open_regular(source) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         if fsync:
             dst.flush()

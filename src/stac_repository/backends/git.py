@@ -491,7 +491,8 @@ class GitBackend(Backend):
             raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
         name = path.rsplit("/", 1)[-1]
         if size == 0 or size < threshold or not lfs.can_track(name):
-            return self.repo.create_blob_fromdisk(str(source)), False
+            with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
+                return self.repo.create_blob(fh.read()), False
         pointer = self.lfs.add(source)
         stored = self.lfs.path(pointer.oid)
         written.file(stored)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ..errors import BackendError
+from . import fsutil
 
 SPEC = "https://git-lfs.github.com/spec/v1"
 ATTRIBUTES = ".gitattributes"
@@ -92,7 +93,7 @@ class Store:
         digest = hashlib.sha256()
         size = 0
         try:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
+            with fsutil.open_regular(source) as src, open(tmp, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     digest.update(chunk)
                     dst.write(chunk)
@@ -140,7 +141,7 @@ class Store:
         tmp = tmp_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         try:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
+            with fsutil.open_regular(source) as src, open(tmp, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     digest.update(chunk)
                     dst.write(chunk)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import Locked
+from ..errors import BackendError, Locked
 
 
 class WriterLock:
@@ -25,7 +25,10 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise BackendError(f"cannot take the writer lock {self.path}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + max(self.timeout, 0.0)
         while True:
             try:
@@ -41,8 +44,11 @@ class WriterLock:
                     ) from None
                 time.sleep(self.poll)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {now}\n".encode(), 0)
+        try:  # who holds it: only for the message of a writer that waits in vain
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {now}\n".encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:
@@ -51,6 +57,8 @@ class WriterLock:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
+        except OSError:
+            pass
         finally:
             os.close(fd)  # closing drops the flock
 
