@@ -586,10 +586,11 @@ class GitBackend(Backend):
         return synced is not None and head is not None and synced != str(head.tree_id)
 
     def _stale_locks(self) -> list[Path]:
-        """git lock files a killed writer of ours left behind (git never removes them itself)."""
+        """git lock files and our state-file temporaries that a killed writer left behind."""
         names = [f"{self.branch_name}.lock", "index.lock", "HEAD.lock", "packed-refs.lock", "config.lock"]
         candidates = [self.git_dir / "refs" / "heads" / names[0], *(self.git_dir / n for n in names[1:])]
-        return [path for path in candidates if path.exists()]
+        temporaries = list(self.private.glob(".*.tmp-*")) if self.private.is_dir() else []
+        return [path for path in candidates if path.exists()] + temporaries
 
     def _recover(self) -> None:
         """Under the lock: drop what a killed writer left (lock files, temporary objects) and
