@@ -17,7 +17,7 @@ from typing import Any
 
 from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
 from ..backends.file import LOCAL_DIR
-from ..errors import Conflict, UsageError
+from ..errors import BackendError, Conflict, UsageError
 from ..stac.document import StacType, dumps, identify, parse_json
 from ..stac.index import Entry
 from ..stac.layout import folder_of, relative_href
@@ -69,6 +69,8 @@ def _consistent_copy(
                 return count
         except _Changed:
             continue
+        except OSError as exc:  # no space, no permission...: nothing was left at the destination
+            raise BackendError(f"cannot write to {destination}: {exc.strerror or exc}") from exc
     raise Conflict("the repository kept changing during the copy; try again")
 
 

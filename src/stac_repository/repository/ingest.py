@@ -101,7 +101,10 @@ def _scratch_folder(output: Path, before: set[str]) -> Path | None:
     Only a folder that did not exist before the call is ever removed: a processor's cache or
     the user's own data in /tmp is never touched.
     """
-    tmp = Path(tempfile.gettempdir()).resolve()
+    try:
+        tmp = Path(tempfile.gettempdir()).resolve()
+    except OSError:  # no usable temp folder: the processor made nothing there either
+        return None
     folder = output.resolve().parent
     while folder.parent != tmp:
         if folder == folder.parent or tmp not in folder.parents:
