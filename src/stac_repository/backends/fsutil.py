@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from ..errors import UsageError
 
 
 def sync_files(paths: list[Path]) -> None:
@@ -103,3 +108,21 @@ def prune_empty_dirs(path: Path, stop: Path) -> None:
         except OSError:
             return
         path = path.parent
+
+
+@contextlib.contextmanager
+def staged_folder(destination: Path) -> Iterator[Path]:
+    """A temporary sibling of ``destination`` that becomes it on success, so that a failed or
+    interrupted copy never leaves a half-written destination."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise UsageError(f"{destination} exists and is not an empty folder")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        yield tmp
+        if destination.exists():
+            destination.rmdir()
+        os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

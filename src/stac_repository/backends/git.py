@@ -48,7 +48,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
@@ -356,7 +355,7 @@ class GitBackend(Backend):
             )
         fsync = bool(options.get("fsync", True))
         # Built beside ``root`` and renamed into place: a crash never leaves a half-made repository.
-        with _storage_errors(f"cannot create a git repository at {root}"), _staging(root) as tmp:
+        with _storage_errors(f"cannot create a git repository at {root}"), fsutil.staged_folder(root) as tmp:
             backend = cls._new(
                 tmp, bare=not options.get("worktree", True), fsync=fsync, branch=DEFAULT_BRANCH
             )
@@ -722,7 +721,10 @@ class GitBackend(Backend):
         Returns the number of catalog files at ``ref``.
         """
         tip = self.head() if ref is None else self.repo[self.resolve(ref)]
-        with _storage_errors(f"cannot write the backup {destination}"), _staging(destination) as tmp:
+        with (
+            _storage_errors(f"cannot write the backup {destination}"),
+            fsutil.staged_folder(destination) as tmp,
+        ):
             copy = pygit2.init_repository(str(tmp), bare=True, initial_head=_short(self.branch))
             _copy_history(self, copy, tip, self.branch)
             if self.fsync:
@@ -735,7 +737,7 @@ class GitBackend(Backend):
         origin = cls(source.absolute())
         try:
             tip = origin.head()
-            with _storage_errors(f"cannot restore {source} into {path}"), _staging(path) as tmp:
+            with _storage_errors(f"cannot restore {source} into {path}"), fsutil.staged_folder(path) as tmp:
                 restored = cls._new(tmp, bare=False, fsync=origin.fsync, branch=_short(origin.branch))
                 _copy_history(origin, restored.repo, tip, origin.branch)
                 if origin.fsync:
@@ -870,23 +872,6 @@ def _make_folder(folder: Path, root: Path) -> list[Path]:
             step.mkdir()
             created.append(step)
     return created
-
-
-@contextlib.contextmanager
-def _staging(destination: Path) -> Iterator[Path]:
-    """A temporary sibling of ``destination`` that becomes it on success."""
-    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise UsageError(f"{destination} exists and is not an empty folder")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
-        yield tmp
-        if destination.exists():
-            destination.rmdir()
-        os.replace(tmp, destination)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _copy_history(origin: GitBackend, target: pygit2.Repository, tip: pygit2.Commit, branch: str) -> None:

@@ -7,14 +7,12 @@ so a failed or interrupted copy never leaves a half-written destination.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..backends import fsutil
 from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
 from ..backends.file import LOCAL_DIR
 from ..errors import BackendError, Conflict, UsageError
@@ -25,23 +23,6 @@ from ..stac.partition import MARK, is_partition
 from ..stac.planner import Planner, resolve_href
 
 _RETRIES = 5
-
-
-@contextmanager
-def _staging(destination: Path) -> Iterator[Path]:
-    """A temporary folder next to ``destination`` that becomes it on success."""
-    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise UsageError(f"{destination} exists and is not an empty folder")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
-        yield tmp
-        if destination.exists():
-            destination.rmdir()
-        os.replace(tmp, destination)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _copy_out(snapshot: Snapshot, path: str, target: Path) -> None:
@@ -61,7 +42,7 @@ def _consistent_copy(
     writer overlapped (file backend) is discarded before it lands, and made again."""
     for _ in range(_RETRIES):
         try:
-            with backend.snapshot(ref) as snap, _staging(destination) as tmp:
+            with backend.snapshot(ref) as snap, fsutil.staged_folder(destination) as tmp:
                 count = write(snap, tmp)
                 unchanged = getattr(snap, "unchanged", None)
                 if unchanged is not None and not unchanged():
@@ -200,7 +181,7 @@ def extract_subtrees(
     sub-folder each, named after the object's folder.
     """
     entries = list(entries)
-    with _staging(destination) as tmp:
+    with fsutil.staged_folder(destination) as tmp:
         for entry in entries:
             folder = folder_of(entry.path)
             target = tmp if len(entries) == 1 else tmp / folder.rsplit("/", 1)[-1]
