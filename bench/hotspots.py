@@ -75,7 +75,7 @@ def memory_worker(repo_dir: str, backend: str, collection: str) -> int:
         return original(self, changes)
 
     cls.commit = commit
-    tracemalloc.start(12)
+    tracemalloc.start(8)
     start = time.perf_counter()
     report = repo.ingest([collection])
     _, peak = tracemalloc.get_traced_memory()
@@ -92,7 +92,7 @@ def memory_worker(repo_dir: str, backend: str, collection: str) -> int:
     totals: dict[str, float] = {}
     for stat in snap.statistics("traceback"):
         where = "(outside stac_repository)"
-        for frame in stat.traceback:  # most recent call first
+        for frame in reversed(stat.traceback):  # tracemalloc lists the oldest call first
             if "stac_repository" in frame.filename:
                 line = linecache.getline(frame.filename, frame.lineno).strip()
                 where = f"{'/'.join(Path(frame.filename).parts[-2:])}:{frame.lineno}  {line[:70]}"

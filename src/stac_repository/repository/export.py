@@ -15,7 +15,7 @@ from typing import Any
 from ..backends import fsutil
 from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
 from ..backends.file import LOCAL_DIR
-from ..errors import BackendError, Conflict, UsageError
+from ..errors import BackendError, Conflict, NotFound, UsageError
 from ..stac.document import StacType, dumps, identify, parse_json
 from ..stac.index import Entry
 from ..stac.layout import folder_of, relative_href
@@ -43,8 +43,13 @@ def _consistent_copy(
     for _ in range(_RETRIES):
         try:
             with backend.snapshot(ref) as snap, fsutil.staged_folder(destination) as tmp:
-                count = write(snap, tmp)
                 unchanged = getattr(snap, "unchanged", None)
+                try:
+                    count = write(snap, tmp)
+                except NotFound:  # a file went away under the reader: retry if a writer passed
+                    if unchanged is not None and not unchanged():
+                        raise _Changed from None
+                    raise
                 if unchanged is not None and not unchanged():
                     raise _Changed
                 return count
