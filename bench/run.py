@@ -142,12 +142,32 @@ def machine_info() -> dict[str, Any]:
     import stac_repository
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    package = Path(stac_repository.__file__).resolve().parent
+    commit = dirty = None
+    try:  # which code was measured: the checkout's commit, and whether its src/ had local edits
+        git = ["git", "-C", str(package)]
+        commit = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                [*git, "--no-optional-locks", "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pass
     return {
         "nproc": affinity,
         "cpu_model": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "stac_repository": stac_repository.__version__,
+        "stac_repository_path": str(package),
+        "commit": commit,
+        "src_dirty": dirty,
     }
 
 
