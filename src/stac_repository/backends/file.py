@@ -123,6 +123,31 @@ class _FileTransaction(Transaction):
             raise BackendError(f"cannot write into the repository: {exc.strerror or exc}") from exc
 
 
+class _Folders:
+    """Creates the folders an apply writes into, each once (a bulk ingest writes into thousands)."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, bool] = {}  # folder -> made by this apply
+
+    def make(self, folder: str) -> bool:
+        """Make ``folder`` and its missing parents; True when this apply made ``folder``."""
+        if folder in self.created:
+            return self.created[folder]
+        try:
+            os.mkdir(folder)
+            created = True
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            created = False
+        except FileNotFoundError:
+            self.make(os.path.dirname(folder))
+            os.mkdir(folder)
+            created = True
+        self.created[folder] = created
+        return created
+
+
 class FileBackend(Backend):
     name: ClassVar[str] = "file"
     has_history: ClassVar[bool] = False
@@ -191,21 +216,22 @@ class FileBackend(Backend):
 
     def _commit(self, changes: ChangeSet) -> Commit:
         staged = self.journal / "staged"
+        prefix = f"{staged}/"  # plain strings: a large transaction stages tens of thousands of files
         writes: list[tuple[str, str]] = []
         try:
             staged.mkdir(parents=True)
             for n, (path, data) in enumerate(changes.writes.items()):
-                fsutil.write_file(staged / f"w{n}", content(data), fsync=False)
+                fsutil.write_file(f"{prefix}w{n}", content(data), fsync=False)
                 writes.append((f"w{n}", path))
             for n, (path, source) in enumerate(changes.blobs.items()):
-                fsutil.copy_file(source, staged / f"b{n}", fsync=False)
+                fsutil.copy_file(source, f"{prefix}b{n}", fsync=False)
                 writes.append((f"b{n}", path))
             # The generation counter moves with the rest: applying then needs no new space.
             generation = self.generation() + 1
             fsutil.write_file(staged / "generation", str(generation).encode(), fsync=False)
             writes.append(("generation", f"{LOCAL_DIR}/generation"))
             if self.fsync:
-                fsutil.sync_files([staged / name for name, _ in writes])
+                fsutil.sync_files([f"{prefix}{name}" for name, _ in writes])
                 fsutil.fsync_dir(staged)
         except OSError as exc:
             raise BackendError(f"cannot stage the transaction: {exc.strerror or exc}") from exc
@@ -236,29 +262,34 @@ class FileBackend(Backend):
         """Put a committed journal in place. Every rename is recorded: when one fails (no space,
         no permission) in a live commit, the ones done are reversed and the commit withdrawn,
         so the transaction fails as a whole; during recovery the journal is left for later."""
-        staged = self.journal / "staged"
+        staged = f"{self.journal}/staged/"
         trash = self.journal / "trash"
-        touched: set[Path] = set()
-        done: list[tuple[Path, Path]] = []  # (from, to) of every rename made
+        root = f"{self.root}/"
+        touched: set[str] = set()  # folders where a rename happened
+        emptied: set[str] = set()  # folders something was moved out of: maybe empty now
+        folders = _Folders()
+        done: list[tuple[str, str]] = []  # (from, to) of every rename made
         try:
             trash.mkdir(exist_ok=True)
             for n, path in enumerate(record["deletes"]):
-                target = self.root / path
+                target = root + path
                 if os.path.lexists(target):
-                    os.replace(target, trash / str(n))
-                    done.append((target, trash / str(n)))
-                    touched.add(target.parent)
+                    os.replace(target, f"{trash}/{n}")
+                    done.append((target, f"{trash}/{n}"))
+                    touched.add(os.path.dirname(target))
+                    emptied.add(os.path.dirname(target))
             for name, path in record["writes"]:
-                source = staged / name
-                if source.exists():
-                    target = self.root / path
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if os.path.lexists(target):  # the old version, kept until the end for undo
-                        os.replace(target, trash / f"old-{name}")
-                        done.append((target, trash / f"old-{name}"))
+                source = staged + name
+                if os.path.exists(source):
+                    target = root + path
+                    folder = os.path.dirname(target)
+                    # In a folder this apply created nothing can be in the way.
+                    if not folders.make(folder) and os.path.lexists(target):
+                        os.replace(target, f"{trash}/old-{name}")  # the old version, kept for undo
+                        done.append((target, f"{trash}/old-{name}"))
                     os.replace(source, target)
                     done.append((source, target))
-                    touched.add(target.parent)
+                    touched.add(folder)
                     _crash_point("applying")
         except OSError as exc:
             if not undo_on_error:
@@ -266,13 +297,17 @@ class FileBackend(Backend):
             self._undo(done, touched)
             raise BackendError(f"cannot write into the repository: {exc.strerror or exc}") from exc
         if self.fsync:
-            fsutil.sync_folders([folder for folder in touched if folder.exists()])
-        for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
-            fsutil.prune_empty_dirs(folder, self.root)
+            fsutil.sync_folders(sorted(touched))
+        # A folder that received a file is not empty: only those something left may be.
+        self._prune(emptied)
         os.unlink(self.journal / "COMMIT")
         shutil.rmtree(self.journal, ignore_errors=True)
 
-    def _undo(self, done: list[tuple[Path, Path]], touched: set[Path]) -> None:
+    def _prune(self, folders: set[str]) -> None:
+        for folder in sorted(folders, key=lambda p: p.count("/"), reverse=True):
+            fsutil.prune_empty_dirs(Path(folder), self.root)
+
+    def _undo(self, done: list[tuple[str, str]], touched: set[str]) -> None:
         """Reverse the renames of a failed apply and withdraw its commit (back to the state before)."""
         try:
             for source, target in reversed(done):
@@ -280,8 +315,7 @@ class FileBackend(Backend):
             os.unlink(self.journal / "COMMIT")
         except OSError:
             return  # the journal stays committed: the next command finishes it
-        for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
-            fsutil.prune_empty_dirs(folder, self.root)
+        self._prune(touched)
 
     def _stale_files(self) -> list[Path]:
         """Temporary files of atomic writes a killed writer left in the state folder."""

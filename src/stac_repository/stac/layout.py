@@ -67,8 +67,24 @@ def child_path(parent_doc_path: str, child_id: str, kind: StacType, *, duplicate
 
 def relative_href(from_doc: str, to_path: str) -> str:
     """A relative href from one stored document to another stored file."""
-    rel = posixpath.relpath(to_path, folder_of(from_doc) or ".")
+    rel = _relpath(to_path, folder_of(from_doc) or ".")
     return rel if rel.startswith("../") else f"./{rel}"
+
+
+def _relpath(path: str, start: str) -> str:
+    """``posixpath.relpath`` for relative paths, without its two ``getcwd`` calls (a bulk
+    ingest computes tens of thousands of hrefs)."""
+    target, base = posixpath.normpath(path), posixpath.normpath(start)
+    if not path or target.startswith(("/", "..")) or base.startswith(("/", "..")):
+        return posixpath.relpath(path, start)
+    parts = [] if target == "." else target.split("/")
+    base_parts = [] if base == "." else base.split("/")
+    common = 0
+    for a, b in zip(parts, base_parts, strict=False):
+        if a != b:
+            break
+        common += 1
+    return "/".join([".."] * (len(base_parts) - common) + parts[common:]) or "."
 
 
 def asset_name(href: str, taken: set[str]) -> str:
