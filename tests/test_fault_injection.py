@@ -212,9 +212,10 @@ def _fill(mount: Path, free: int) -> None:
         fh.write(b"\0" * size)
 
 
-def _check_success(repo: Path, on_disk: dict[str, str], tmp: Path) -> None:
-    """A reported success left the catalog folder (``on_disk``, as the command left it) exactly at
-    the committed state: for git, the working tree shows the new commit, with no temporary."""
+def _check_success(repo: Path, on_disk: dict[str, str] | None, tmp: Path) -> None:
+    """A reported success committed the assets and left the catalog folder (``on_disk``, as the
+    command left it; None for a bare repository, which has none) exactly at the committed state:
+    for git, the working tree shows the new commit, with no temporary."""
     opened = Repository.open(repo)
     export = tmp / "success-export"
     shutil.rmtree(export, ignore_errors=True)
@@ -222,24 +223,19 @@ def _check_success(repo: Path, on_disk: dict[str, str], tmp: Path) -> None:
     opened.backend.close()
     committed = catalog_digest(export)
     assert len([p for p in committed if p.endswith(".tif")]) == 3, "success reported without the assets"
+    if on_disk is None:
+        return
     stale = sorted(k for k in on_disk.keys() | committed.keys() if on_disk.get(k) != committed.get(k))
     assert not stale, f"reported success, but the catalog folder is not the committed state: {stale[:3]}"
 
 
 @BACKENDS
-def test_disk_full_at_every_page(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_disk_full_at_every_page(backend: str, tmp_path: Path) -> None:
     """ENOSPC on a real 4 MiB tmpfs: ingest planet-disaster (800 KiB of assets) with the free space
     found by bisection (the least that suffices), then each of the 6 pages below it and a few
     lower values. Each failure is clean and leaves the repository byte-identical; each success is
     complete at once. Without mount (no CAP_SYS_ADMIN) the sweep runs on RLIMIT_FSIZE (EFBIG).
     """
-    if backend == "git":
-        # Open bug 15 of docs/reliability.md: the working tree is written after the commit point,
-        # so a full disk then leaves it stale (repaired by the next command) behind a success.
-        # strict: the day it is fixed, this marker must go.
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="open bug 15: git working tree on a full disk")
-        )
     pristine = new_repository(tmp_path / "pristine", backend, TEST_CASE_2)
     before = state(pristine)
     mount = tmp_path / "mnt"
@@ -294,6 +290,52 @@ def test_file_too_large(backend: str, tmp_path: Path) -> None:
         assert_clean_failure(proc, "File too large")
         assert_unchanged(repo, before)
     assert_next_command_works(repo, tmp_path)
+
+
+@pytest.mark.parametrize("worktree", [True, False], ids=["worktree", "bare"])
+def test_git_out_of_inodes_while_the_branch_moves(worktree: bool, tmp_path: Path) -> None:
+    """ENOSPC from a tmpfs out of inodes, during a rollback whose blobs and trees all exist: only
+    the commit object, the working-tree files, the ref lock and the reflog are new, so each
+    limit stops a later step of the commit, up to the branch move. Each failure names the full
+    disk (never "the branch moved"), leaves every file byte-identical, reflogs included, and
+    the next command works; the first limit that suffices gives a complete success."""
+    mount = tmp_path / "mnt"
+    pristine = tmp_path / "pristine"
+    repo = Repository.init(
+        pristine, backend="git", id="root", description="inodes", options={"worktree": worktree}
+    )
+    for source in (TEST_CASE_2, PLANET / "collection.json"):
+        assert not repo.ingest([str(source)]).failed
+    assert repo.rollback("HEAD~1") is not None  # the planet product goes: rolling back re-adds it
+    repo.backend.close()
+    # Unreachable objects, and the working-tree marker: a restore that could not rewrite it
+    # leaves it naming both trees, and the next command re-checks the paths where they differ.
+    scratch = (".git/objects/", ".git/stac-repository/worktree") if worktree else ("objects/",)
+    before = {k: v for k, v in state(pristine).items() if not k.startswith(scratch)}
+    with tmpfs(mount, 64 << 20) as mounted:
+        if not mounted:
+            pytest.skip("needs a tmpfs mount (root): inodes cannot run out otherwise")
+        target = mount / "repo"
+        outcomes = []
+        for spare in range(0, 80):
+            assert _run("mount", "-o", "remount,nr_inodes=100000", str(mount))
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(pristine, target, symlinks=True)
+            st = os.statvfs(mount)
+            assert _run("mount", "-o", f"remount,nr_inodes={st.f_files - st.f_ffree + spare}", str(mount))
+            proc = cli("-r", target, "rollback", "HEAD~1")
+            assert _run("mount", "-o", "remount,nr_inodes=100000", str(mount))
+            outcomes.append(proc.returncode)
+            if proc.returncode == 0:
+                _check_success(target, catalog_digest(target) if worktree else None, tmp_path)
+                break
+            assert_clean_failure(proc, "No space left on device", "out of disk space or inodes")
+            after = {k: v for k, v in state(target).items() if not k.startswith(scratch)}
+            changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            assert not changed, f"{spare} spare inodes: half-written: {changed[:10]}"
+            fsck(target)
+            assert_next_command_works(target, tmp_path)
+        assert outcomes[0] == 1 and outcomes[-1] == 0, outcomes
 
 
 # -- permissions --------------------------------------------------------------------------------

@@ -17,9 +17,12 @@ objects and the moved ref reach the disk before the commit returns (see :class:`
 Commit point and recovery. Moving the branch is the commit point: a crash before it leaves only
 unreferenced objects (``git gc`` drops them) and the branch on its last complete commit. The
 working tree and index are caches of the branch: ``.git/stac-repository/worktree`` names the tree
-they reflect, and after a crash the next open or transaction re-syncs the paths that differ (a
-diff of two trees that skips identical subtrees, so O(changed) again). Edits made by hand in the
-working tree are overwritten when a commit changes the same paths.
+they reflect. They are written *before* the branch moves, under a marker naming both trees, so
+a reported success never leaves a stale catalog folder; a failure (a full disk) puts the old tree
+back, and a crash leaves the marker for the next open or transaction, which re-syncs the paths
+where the named trees differ from the branch (a diff of trees that skips identical subtrees, so
+O(changed) again). Edits made by hand in the working tree are overwritten when a commit changes
+the same paths.
 
 History metadata. The ChangeSet message is the commit message and the summary follows as one JSON
 trailer line (``Stac-Repository-Summary: {...}``), so :meth:`GitBackend.log` reads both from the
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import io
 import os
 import re
@@ -511,7 +515,7 @@ class GitBackend(Backend):
     def _commit(
         self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, written: _Written
     ) -> pygit2.Commit:
-        """Write the commit, make everything durable, then move the branch (the commit point)."""
+        """Write the commit, make everything durable, then advance the branch to it."""
         signature = _signature(self.repo)
         parents = [head.id] if head is not None else []
         oid = self.repo.create_commit(None, signature, signature, message, tree, parents)
@@ -519,39 +523,82 @@ class GitBackend(Backend):
         self._add_loose_objects(written)
         written.flush()
         _crash_point("git-objects-written")
-        self._move_branch(head, oid, message.split("\n", 1)[0])
-        _crash_point("git-branch-moved")
         commit: pygit2.Commit = self.repo[oid]
-        self._sync_worktree_after_commit(commit.tree, head.tree if head is not None else None)
+        self._advance(head, commit, message.split("\n", 1)[0])
         return commit
 
+    def _advance(self, head: pygit2.Commit | None, commit: pygit2.Commit, title: str) -> None:
+        """Bring the working tree to ``commit``, then move the branch to it (the commit point).
+
+        A failure before the commit point puts the working tree back (or leaves it marked for the
+        next command to repair), so a reported failure never leaves a changed catalog folder and a
+        reported success never a stale one.
+        """
+        previous = head.tree if head is not None else None
+        if not self.repo.is_bare:
+            self._prepare_worktree(commit.tree, previous)
+        try:
+            self._move_branch(head, commit.id, title)
+        except BaseException:
+            if not self.repo.is_bare:
+                self._restore_worktree(previous)
+            raise
+        _crash_point("git-branch-moved")
+        if not self.repo.is_bare:
+            # After the commit point nothing may undo the commit: a marker left pending is
+            # repaired by the next command.
+            with contextlib.suppress(OSError, StacRepositoryError):
+                self._mark_worktree(str(commit.tree_id))
+
     def _move_branch(self, head: pygit2.Commit | None, oid: pygit2.Oid, title: str) -> None:
-        reflog = f"stac-repository: {title}"
+        """Compare-and-swap the branch from ``head`` to ``oid``: Conflict only when another writer
+        moved it; any other failure (a full disk) is reported as such, with git's reflog lines of
+        the failed update taken back."""
+        reflogs = [self.git_dir / "logs" / self.branch, self.git_dir / "logs" / "HEAD"]
+        sizes = {log: log.stat().st_size for log in reflogs if log.is_file()}
         try:
             if head is None:
-                self.repo.create_reference_direct(self.branch, oid, False, message=reflog)
+                self.repo.create_reference_direct(
+                    self.branch, oid, False, message=f"stac-repository: {title}"
+                )
             else:
-                ref = self.repo.references[self.branch]
-                if ref.target != head.id:
-                    raise pygit2.GitError("old reference value does not match")
-                ref.set_target(oid, reflog)  # libgit2 re-checks the old value under the ref lock
-        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError) as exc:
-            raise Conflict(
-                f"{self.branch} moved during the transaction (another program wrote to the repository); "
-                f"nothing was committed, try again ({exc})"
-            ) from None
+                if self.repo.references[self.branch].target != head.id:
+                    raise self._moved()
+                # libgit2 re-checks the old value under the ref lock
+                self.repo.references[self.branch].set_target(oid, f"stac-repository: {title}")
+        except (pygit2.GitError, KeyError, OSError) as exc:
+            _truncate_logs(reflogs, sizes)
+            current = _branch_commit(self.repo)
+            if isinstance(exc, pygit2.AlreadyExistsError | KeyError) or (
+                current is not None and current.id not in (oid, head.id if head is not None else None)
+            ):
+                raise self._moved() from None
+            raise BackendError(f"cannot move {_short(self.branch)} to the new commit: {exc}") from exc
         if self.fsync:
             ref_file = self.git_dir / self.branch
             if ref_file.exists():
                 _fsync_file(ref_file)
                 fsutil.fsync_dir(ref_file.parent)
 
+    def _moved(self) -> Conflict:
+        return Conflict(
+            f"{_short(self.branch)} moved during the transaction (another program wrote to the "
+            "repository); nothing was committed, try again"
+        )
+
     def _add_loose_objects(self, written: _Written) -> None:
-        """The loose files of the new objects (objects found packed were made durable then)."""
+        """The loose files of the new objects (objects found packed were made durable then).
+
+        Each must exist: out of inodes, libgit2 has been seen to return the id of an object it
+        never stored, and a commit must never point at a missing object.
+        """
         objects = self.git_dir / "objects"
         for oid in set(written.objects):
             hexid = str(oid)
-            written.file(objects / hexid[:2] / hexid[2:])
+            loose = objects / hexid[:2] / hexid[2:]
+            if not loose.is_file() and oid not in self.repo:
+                raise BackendError(f"git did not store object {hexid}: {_space_left(objects)}")
+            written.file(loose)
         written.folder(objects)  # a new objects/xx folder is an entry of objects/
 
     # -- the working tree -------------------------------------------------------------
@@ -559,18 +606,20 @@ class GitBackend(Backend):
     def _marker(self) -> Path:
         return self.private / "worktree"
 
-    def _worktree_tree(self) -> str | None:
-        """The tree the working tree reflects; None when unknown (a plain clone: git checked it out)."""
+    def _worktree_trees(self) -> list[str] | None:
+        """The tree the working tree reflects, or two (before, after) while a commit writes it or
+        after one was interrupted: then only the paths where they differ are in doubt. None when
+        unknown (a plain clone: git checked it out)."""
         try:
-            text = self._marker().read_text().strip()
+            trees = self._marker().read_text().split()
         except FileNotFoundError:
             return None
-        if not re.fullmatch(r"[0-9a-f]{40}", text):
+        if not 1 <= len(trees) <= 2 or not all(re.fullmatch(r"[0-9a-f]{40}", t) for t in trees):
             raise BackendError(f"corrupt working-tree marker {self._marker()}")
-        return text
+        return trees
 
-    def _mark_worktree(self, tree: str) -> None:
-        fsutil.atomic_write(self._marker(), f"{tree}\n".encode(), fsync=self.fsync)
+    def _mark_worktree(self, *trees: str) -> None:
+        fsutil.atomic_write(self._marker(), f"{' '.join(trees)}\n".encode(), fsync=self.fsync)
 
     def _tree(self, hexid: str) -> pygit2.Tree | None:
         """A marked tree; None (rewrite every file) if it is empty or was pruned by hand."""
@@ -580,9 +629,9 @@ class GitBackend(Backend):
     def _needs_sync(self) -> bool:
         if self.repo.is_bare:
             return False
-        synced = self._worktree_tree()
+        trees = self._worktree_trees()
         head = _branch_commit(self.repo)
-        return synced is not None and head is not None and synced != str(head.tree_id)
+        return trees is not None and head is not None and trees != [str(head.tree_id)]
 
     def _stale_locks(self) -> list[Path]:
         """git lock files and our state-file temporaries that a killed writer left behind."""
@@ -613,34 +662,49 @@ class GitBackend(Backend):
         except Locked:  # a live writer is updating the working tree; it will finish
             return
 
-    def _sync_worktree_after_commit(self, tree: pygit2.Tree, previous: pygit2.Tree | None) -> None:
-        """After the commit point a failure must not undo the commit: the next open repairs it."""
-        if self.repo.is_bare:
-            return
+    def _prepare_worktree(self, tree: pygit2.Tree, previous: pygit2.Tree | None) -> None:
+        """Before the commit point: write ``tree`` into the working tree under a marker naming both
+        trees; on failure put ``previous`` back (or leave the marker for the next command)."""
+        before = str(previous.id) if previous is not None else EMPTY_TREE
+        trees = self._worktree_trees()
+        if trees is None:  # a plain clone, checked out by git at the branch
+            self._mark_worktree(before)
+        self._mark_worktree(before, str(tree.id))
+        try:
+            self._sync_worktree(tree, mark=False)
+        except BaseException:
+            self._restore_worktree(previous)
+            raise
+
+    def _restore_worktree(self, previous: pygit2.Tree | None) -> None:
+        """Best effort after a failed commit: deletes come first, so a full disk gets room back."""
         with contextlib.suppress(OSError, pygit2.GitError, StacRepositoryError):
-            self._sync_worktree(tree, previous)
+            self._sync_worktree(previous)
 
-    def _sync_worktree(self, tree: pygit2.Tree, unmarked: pygit2.Tree | None = None) -> None:
-        """Bring the working tree and index from the marked tree to ``tree``, path by path.
-
-        Without a marker (a plain clone, checked out by git) the tree is taken to be ``unmarked``.
-        """
-        synced = self._worktree_tree()
-        old = unmarked if synced is None else self._tree(synced)
-        changes = list(diff_trees(self.repo, old, tree))
+    def _sync_worktree(
+        self, tree: pygit2.Tree | None, unmarked: pygit2.Tree | None = None, *, mark: bool = True
+    ) -> None:
+        """Bring the working tree and index to ``tree``, rewriting only the paths that differ from
+        the marked tree(s). Without a marker (a plain clone, checked out by git) the tree is taken
+        to be ``unmarked``."""
+        marked = self._worktree_trees()
+        olds = [unmarked] if marked is None else [self._tree(t) for t in marked]
+        changes: dict[str, pygit2.Object | None] = {}
+        for old in olds:
+            changes.update(diff_trees(self.repo, old, tree))
         view = GitSnapshot(self, None)
         view.tree = tree
         index = self.repo.index
         index.read(False)
         written = _Written(self.fsync)
         touched: set[Path] = set()
-        for path, entry in changes:
+        for path, entry in changes.items():
             if entry is None:
                 _remove(self.root / path, self.root)
                 touched.add((self.root / path).parent)
                 with contextlib.suppress(OSError):
                     index.remove(path)
-        for path, entry in changes:
+        for path, entry in changes.items():
             if entry is not None:
                 touched |= self._write_worktree_file(view, path, self.repo[entry.id])
                 written.file(self.root / path)
@@ -654,7 +718,8 @@ class GitBackend(Backend):
         index.write()
         written.file(self.git_dir / "index")
         written.flush()
-        self._mark_worktree(str(tree.id))
+        if mark:
+            self._mark_worktree(str(tree.id) if tree is not None else EMPTY_TREE)
 
     def _write_worktree_file(self, view: GitSnapshot, path: str, blob: pygit2.Blob) -> set[Path]:
         """Write one file as a reader expects it (LFS content, not the pointer); the folders
@@ -665,9 +730,13 @@ class GitBackend(Backend):
             shutil.rmtree(target)
         tmp = target.with_name(f".{target.name}.stac-repository-tmp")
         pointer = view._pointer(path, blob)
-        with self.lfs.open(pointer, path) if pointer is not None else io.BytesIO(blob.data) as stream:
-            lfs.copy_stream(stream, tmp, fsync=False)  # the caller makes it durable
-        os.replace(tmp, target)
+        try:
+            with self.lfs.open(pointer, path) if pointer is not None else io.BytesIO(blob.data) as stream:
+                lfs.copy_stream(stream, tmp, fsync=False)  # the caller makes it durable
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return touched
 
     # -- remotes (see stac_repository.repository.remote) -------------------------------
@@ -707,8 +776,7 @@ class GitBackend(Backend):
         if not self.repo.descendant_of(target.id, head.id):
             raise Conflict(f"{target.id} does not descend from {self.branch_name}: not a fast-forward")
         with _storage_errors(f"cannot move {self.branch_name}"):
-            self._move_branch(head, target.id, title)
-        self._sync_worktree_after_commit(target.tree, head.tree)
+            self._advance(head, target, title)
 
     # -- backups ----------------------------------------------------------------------
 
@@ -824,6 +892,25 @@ class _Written:
         for path in folders:
             if path.is_dir():
                 fsutil.fsync_dir(path)
+
+
+def _space_left(folder: Path) -> str:
+    """Why a write may have failed, for the message: a full disk or inode table, else a guess."""
+    with contextlib.suppress(OSError):
+        st = os.statvfs(folder)
+        if st.f_bavail == 0 or (st.f_files and st.f_favail == 0):
+            return os.strerror(errno.ENOSPC)
+    return "out of disk space or inodes?"
+
+
+def _truncate_logs(logs: list[Path], sizes: dict[Path, int]) -> None:
+    """Take back what a failed ref update appended to its reflogs (a full line or half of one)."""
+    for log in logs:
+        with contextlib.suppress(OSError):
+            if log not in sizes:
+                log.unlink(missing_ok=True)
+            elif log.stat().st_size > sizes[log]:
+                os.truncate(log, sizes[log])
 
 
 def _fsync_file(path: Path) -> None:
