@@ -52,7 +52,9 @@ sys.exit(1 if report.failed else 0)
 
 
 def _init(path: Path, **options: Any) -> Repository:
-    return Repository.init(path, backend="git", id="root", description="d", options=options or None)
+    """A git repository with a working tree (what most tests here check), unless told otherwise."""
+    options.setdefault("worktree", True)
+    return Repository.init(path, backend="git", id="root", description="d", options=options)
 
 
 def _ingest(repo: Repository, *sources: Path) -> list[str]:
@@ -393,7 +395,11 @@ def test_backup_and_restore_keep_commit_ids_and_content(tmp_path: Path, cli: Any
     assert any((backup / "lfs/objects").rglob("*")) and detect(backup) is GitBackend
     fsck(backup)
 
-    restored = Repository.restore_backup(backup, tmp_path / "restored")
+    bare = Repository.restore_backup(backup, tmp_path / "bare")  # the default layout
+    assert bare.backend.name == "git" and (bare.root / "HEAD").is_file()
+    assert log_ids(bare.root) == log_ids(repo.root)
+    fsck(bare.root)
+    restored = Repository.restore_backup(backup, tmp_path / "restored", options={"worktree": True})
     assert restored.backend.name == "git" and (restored.root / ".git").is_dir()
     assert log_ids(restored.root) == log_ids(repo.root)
     assert catalog_digest(restored.root) == catalog_digest(repo.root)

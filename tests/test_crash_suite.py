@@ -308,7 +308,9 @@ def apply(repo: Path, transaction: tuple[str, ...]) -> None:
 def _base(root: Path, backend: str) -> Path:
     """A repository with two products, and lock.timeout 0 so that a stale lock fails at once."""
     repo = root / f"base-{backend}"
-    Repository.init(repo, backend=backend, id="root", description="crash suite", options={"fsync": False})
+    # git with a working tree: the bare layout's steps are a subset of its steps
+    options = {"fsync": False, "worktree": True} if backend == "git" else {"fsync": False}
+    Repository.init(repo, backend=backend, id="root", description="crash suite", options=options)
     apply(repo, ("config", "lock.timeout", "0"))
     apply(repo, ("ingest", str(TEST_CASE_2)))
     apply(repo, ("ingest", str(PLANET / "collection.json")))

@@ -103,7 +103,13 @@ def assert_next_command_works(root: Path, tmp: Path) -> None:
 # -- repository states --------------------------------------------------------------------------
 
 
-PRIVATE_SCRATCH = (".git/objects/", ".git/lfs/objects/", ".stac-repository/local/journal/")
+PRIVATE_SCRATCH = (
+    ".git/objects/",
+    ".git/lfs/objects/",
+    "objects/",  # a bare git repository
+    "lfs/objects/",
+    ".stac-repository/local/journal/",
+)
 
 
 def state(root: Path) -> dict[str, str]:
@@ -124,12 +130,27 @@ def assert_unchanged(root: Path, before: dict[str, str]) -> None:
     after = state(root)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"half-written: {changed[:10]}"
-    if (root / ".git").is_dir():
+    if (root / ".git").is_dir() or is_bare(root):
         fsck(root)
 
 
+def is_bare(root: Path) -> bool:
+    return (root / "HEAD").is_file() and (root / "objects").is_dir()
+
+
+def git_dir(root: Path) -> Path:
+    return root if is_bare(root) else root / ".git"
+
+
+def folder_digest(root: Path) -> dict[str, str] | None:
+    """The catalog folder as a command left it; None for a bare repository, which has none."""
+    return None if is_bare(root) else catalog_digest(root)
+
+
 def new_repository(root: Path, backend: str, *sources: Path) -> Path:
-    repo = Repository.init(root, backend=backend, id="root", description="faults")
+    options = {"worktree": True} if backend == "git-worktree" else None
+    name = backend.removesuffix("-worktree")
+    repo = Repository.init(root, backend=name, id="root", description="faults", options=options)
     for source in sources:
         assert not repo.ingest([str(source)]).failed
     repo.backend.close()
@@ -143,7 +164,8 @@ def writable_copy(source: Path, target: Path) -> Path:
     return target
 
 
-BACKENDS = pytest.mark.parametrize("backend", ["file", "git"])
+BACKENDS = pytest.mark.parametrize("backend", ["file", "git", "git-worktree"])
+"""git is bare, as by default; git-worktree has its catalog checked out (init --worktree)."""
 
 # -- privileges: mount and chattr, with fallbacks -------------------------------------------------
 
@@ -252,7 +274,7 @@ def test_disk_full_at_every_page(backend: str, tmp_path: Path) -> None:
             if mounted:
                 _fill(mount, free)
             proc = cli("-r", repo, "ingest", source, preexec=None if mounted else fsize_limit(free))
-            on_disk = catalog_digest(repo)
+            on_disk = folder_digest(repo)
             (mount / "filler").unlink(missing_ok=True)
             try:
                 if proc.returncode == 0:
@@ -327,7 +349,7 @@ def test_git_out_of_inodes_while_the_branch_moves(worktree: bool, tmp_path: Path
             assert _run("mount", "-o", "remount,nr_inodes=100000", str(mount))
             outcomes.append(proc.returncode)
             if proc.returncode == 0:
-                _check_success(target, catalog_digest(target) if worktree else None, tmp_path)
+                _check_success(target, folder_digest(target), tmp_path)
                 break
             assert_clean_failure(proc, "No space left on device", "out of disk space or inodes")
             after = {k: v for k, v in state(target).items() if not k.startswith(scratch)}
@@ -395,7 +417,7 @@ def test_no_file_can_grow(backend: str, tmp_path: Path) -> None:
     assert_next_command_works(repo, tmp_path)
 
 
-@BACKENDS
+@pytest.mark.parametrize("backend", ["file", "git-worktree"])  # bare git has no product folder
 def test_unwritable_product_folder_during_an_update(backend: str, tmp_path: Path) -> None:
     """The stored folder of a product cannot be changed (``chattr +i``, or a read-only mount) when
     an update replaces it. The ingest fails with one clear line or succeeds, and what it reports
@@ -443,12 +465,12 @@ def _reader_ok(repo: Path, out: Path, preexec: Preexec) -> None:
 @BACKENDS
 def test_a_path_component_that_is_a_file(backend: str, tmp_path: Path) -> None:
     """ENOTDIR/EEXIST, no privilege needed: a regular file stands where the backend's private
-    folder for new files must be (file: ``local/journal``, git: ``.git/lfs/tmp``)."""
+    folder for new files must be (file: ``local/journal``, git: ``lfs/tmp`` in the git folder)."""
     repo = new_repository(tmp_path / "repo", backend, TEST_CASE_2)
     if backend == "file":
         blocker = repo / ".stac-repository/local/journal"
     else:
-        blocker = repo / ".git/lfs/tmp"
+        blocker = git_dir(repo) / "lfs/tmp"
         shutil.rmtree(blocker, ignore_errors=True)
         blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("in the way\n")

@@ -10,7 +10,9 @@ from .conftest import run_cli, walk_list
 
 def test_history_rollback_and_export_at_refs(tmp_path: Path, corpus: Path) -> None:
     repo = tmp_path / "repo"
-    run_cli("-r", repo, "--backend", "git", "init", "--yes", "--description", "git cli", check=True)
+    run_cli(
+        "-r", repo, "--backend", "git", "init", "--yes", "--worktree", "--description", "git cli", check=True
+    )
     run_cli("-r", repo, "ingest", corpus / "pystac/catalogs/test-case-1/catalog.json", check=True)
     run_cli("-r", repo, "ingest", corpus / "pystac/catalogs/test-case-2/catalog.json", check=True)
     history = json.loads(run_cli("-r", repo, "history", "--json", check=True).stdout)
@@ -51,11 +53,10 @@ def test_history_rollback_and_export_at_refs(tmp_path: Path, corpus: Path) -> No
     assert bad.returncode in (1, 2) and not (tmp_path / "x").exists()
 
 
-def test_bare_repository_and_lfs_threshold(tmp_path: Path, corpus: Path) -> None:
+def test_bare_by_default_and_lfs_threshold(tmp_path: Path, corpus: Path) -> None:
     repo = tmp_path / "bare"
-    run_cli(
-        "-r", repo, "--backend", "git", "init", "--yes", "--no-worktree", "--description", "b", check=True
-    )
+    run_cli("-r", repo, "--backend", "git", "init", "--yes", "--description", "b", check=True)
+    assert (repo / "HEAD").is_file() and not (repo / ".git").exists()
     run_cli("-r", repo, "config", "lfs.threshold", "1000000", check=True)
     run_cli("-r", repo, "ingest", corpus / "stactools/data-files/planet-disaster/collection.json", check=True)
     assert not (repo / "catalog.json").exists()
@@ -72,7 +73,7 @@ def test_git_lfs_sees_a_clean_repository_and_clones_real_bytes(tmp_path: Path, c
 
     assert shutil.which("git-lfs"), "git-lfs is needed for this test: run scripts/setup.sh as root"
     repo = tmp_path / "repo"
-    run_cli("-r", repo, "--backend", "git", "init", "--yes", "--description", "lfs", check=True)
+    run_cli("-r", repo, "--backend", "git", "init", "--yes", "--worktree", "--description", "lfs", check=True)
     run_cli("-r", repo, "ingest", corpus / "stactools/data-files/planet-disaster/collection.json", check=True)
 
     def git(cwd: Path, *args: str) -> str:

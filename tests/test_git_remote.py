@@ -59,7 +59,7 @@ def _bare_remote(tmp_path: Path) -> Path:
 def _origin(tmp_path: Path, remote: Path) -> Path:
     """Repository A, with remote.url set (a local setting: no commit, not pushed)."""
     a = tmp_path / "A"
-    _cli("-r", a, "--backend", "git", "init", "--yes", "--description", "A")
+    _cli("-r", a, "--backend", "git", "init", "--yes", "--worktree", "--description", "A")
     _cli("-r", a, "config", "remote.url", remote)
     _cli("-r", a, "ingest", TEST_CASE_1)
     assert _json("-r", a, "push")["status"] == "pushed"
@@ -98,7 +98,7 @@ def test_push_then_pull_carries_history_assets_and_working_tree(tmp_path: Path) 
     assert git(remote, "symbolic-ref", "HEAD").strip() == "refs/heads/main"  # adopted by the push
 
     b = tmp_path / "B"
-    _cli("-r", b, "init", "--from-backup", remote)
+    _cli("-r", b, "init", "--from-backup", remote, "--worktree")
     assert log_ids(b) == log_ids(a) and not _lfs_files(b / ".git")
     assert Repository.open(b).get_config("remote.url") is None  # each copy names its own remote
     _cli("-r", b, "config", "remote.url", remote)
@@ -151,7 +151,7 @@ def test_divergence_is_refused_both_ways_and_changes_nothing(tmp_path: Path) -> 
     remote = _bare_remote(tmp_path)
     a = _origin(tmp_path, remote)
     b = tmp_path / "B"
-    _cli("-r", b, "init", "--from-backup", remote)
+    _cli("-r", b, "init", "--from-backup", remote, "--worktree")
     _cli("-r", b, "config", "remote.url", remote)
 
     _cli("-r", a, "ingest", TEST_CASE_6)
@@ -209,7 +209,7 @@ def test_pull_into_bare_and_plain_clone_from_a_working_repository(tmp_path: Path
     """Any git stac-repository is a remote; a bare one and a plain ``git clone`` (no working-tree
     marker) pull too."""
     a = tmp_path / "A"
-    _cli("-r", a, "--backend", "git", "init", "--yes", "--description", "A")
+    _cli("-r", a, "--backend", "git", "init", "--yes", "--worktree", "--description", "A")
     _cli("-r", a, "ingest", TEST_CASE_1)
     _cli("-r", a, "backup", tmp_path / "bare")
     git(tmp_path, "clone", "--quiet", str(a), "clone")

@@ -65,7 +65,22 @@ def cli(plugin_site: Path, scratch: Path) -> Cli:
 
 
 def make_repo(cli: Cli, path: Path, backend: str = "file") -> Path:
-    cli("-r", path, "--backend", backend, "init", "--yes", "--id", "root", "--description", "d", check=True)
+    """A repository whose catalog folder can be read as files (git: with a working tree)."""
+    layout = ["--worktree"] if backend == "git" else []
+    cli(
+        "-r",
+        path,
+        "--backend",
+        backend,
+        "init",
+        "--yes",
+        *layout,
+        "--id",
+        "root",
+        "--description",
+        "d",
+        check=True,
+    )
     return path
 
 

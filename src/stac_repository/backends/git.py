@@ -1,11 +1,13 @@
 """The "git" backend: every transaction is one git commit; history, rollback and backups come free.
 
-Layout. ``root`` is an ordinary git repository on one branch (``main``, or whatever HEAD names).
-Its working tree shows the catalog as plain files, so pystac, STAC Browser or a ``git clone``
-read it without this tool, and the index is kept in step so ``git status`` is quiet. Rewriting
-the index is the one step that grows with the catalog (libgit2 writes it whole: about 16 ms at
-50k files); ``options={"worktree": False}`` at init makes a bare repository without either.
-A bare repository (a backup, too) opens and commits like any other.
+Layout. ``root`` is a bare git repository on one branch (``main``, or whatever HEAD names): a
+``git clone`` of it, or ``stac-repository export``, gives the catalog as plain files that pystac
+or STAC Browser read without this tool. Bare is the default because it keeps every commit
+O(changed): a working tree needs git's index kept in step (so ``git status`` stays quiet), and
+libgit2 reads and rewrites that index whole on every commit, which grows with the catalog
+(about 0.1 s at 10k items, 0.5 s at 100k). ``options={"worktree": True}`` at init (CLI
+``init --worktree``) makes a non-bare repository whose working tree shows the catalog, for
+catalogs small enough to afford it. Both open and commit alike; a backup is always bare.
 
 Commits cost what they change. Blobs go straight into the object database, only the trees on
 changed paths are rebuilt (TreeBuilder, never an index scan), and the branch moves by
@@ -350,8 +352,8 @@ class GitBackend(Backend):
 
     @classmethod
     def create(cls, root: Path, changes: ChangeSet, *, options: dict[str, Any]) -> GitBackend:
-        """A new repository; ``options``: ``fsync`` (default true), ``worktree`` (default true;
-        false makes a bare repository: no checked-out files, no index to rewrite per commit)."""
+        """A new repository; ``options``: ``fsync`` (default true), ``worktree`` (default false:
+        a bare repository; true checks the catalog out, at the cost of an index rewrite per commit)."""
         unknown = set(options) - {"fsync", "worktree"}
         if unknown:
             raise UsageError(
@@ -361,7 +363,7 @@ class GitBackend(Backend):
         # Built beside ``root`` and renamed into place: a crash never leaves a half-made repository.
         with _storage_errors(f"cannot create a git repository at {root}"), fsutil.staged_folder(root) as tmp:
             backend = cls._new(
-                tmp, bare=not options.get("worktree", True), fsync=fsync, branch=DEFAULT_BRANCH
+                tmp, bare=not options.get("worktree", False), fsync=fsync, branch=DEFAULT_BRANCH
             )
             with backend.transaction(timeout=0) as tx:
                 tx.commit(changes)
@@ -800,18 +802,23 @@ class GitBackend(Backend):
         return sum(1 for _ in GitSnapshot(self, tip).walk())
 
     @classmethod
-    def restore_native(cls, source: Path, path: Path) -> GitBackend:
-        """A working repository at ``path`` with the history (same commit ids) of ``source``."""
-        origin = cls(source.absolute())
+    def restore_native(cls, source: Path, path: Path, *, options: dict[str, Any]) -> GitBackend:
+        """A repository at ``path`` with the history (same commit ids) of ``source``; bare unless
+        ``options`` asks for a working tree, as at :meth:`create`."""
+        unknown = set(options) - {"fsync", "worktree"}
+        if unknown:
+            raise UsageError(f"unknown git backend options: {', '.join(sorted(unknown))}")
+        origin = cls(source.absolute(), fsync=bool(options.get("fsync", True)))
         try:
             tip = origin.head()
             with _storage_errors(f"cannot restore {source} into {path}"), fsutil.staged_folder(path) as tmp:
-                restored = cls._new(tmp, bare=False, fsync=origin.fsync, branch=_short(origin.branch))
+                bare = not options.get("worktree", False)
+                restored = cls._new(tmp, bare=bare, fsync=origin.fsync, branch=_short(origin.branch))
                 _copy_history(origin, restored.repo, tip, origin.branch)
                 if origin.fsync:
                     _fsync_tree(restored.git_dir)
                 with restored.transaction(timeout=0):
-                    pass  # recovery checks out the working tree: its marker (empty) != the branch tree
+                    pass  # recovery checks out any working tree: its marker (empty) != the branch tree
                 restored.close()
         finally:
             origin.close()

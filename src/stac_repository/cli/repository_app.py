@@ -137,8 +137,14 @@ def init(
     description: Annotated[Optional[str], typer.Option(help="Root catalog description.")] = None,
     license: Annotated[Optional[str], typer.Option(help="License (default: proprietary).")] = None,  # noqa: A002
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; accept defaults.")] = False,
-    no_worktree: Annotated[
-        bool, typer.Option("--no-worktree", help="git backend: a bare repository (read it with export).")
+    worktree: Annotated[
+        bool,
+        typer.Option(
+            "--worktree/--no-worktree",
+            help="git backend: check the catalog out in the repository folder (each commit then "
+            "also rewrites git's index, a cost that grows with the catalog); default: bare, read it "
+            "with export or git clone.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,7 +154,9 @@ def init(
 
     state: State = ctx.obj
     if from_backup is not None:
-        repo = Repository.restore_backup(from_backup, state.repository)
+        repo = Repository.restore_backup(
+            from_backup, state.repository, options={"worktree": True} if worktree else None
+        )
         _report_init(repo, as_json)
         return
     backend = state.backend or "file"
@@ -192,7 +200,7 @@ def init(
         title=title,
         description=description,
         license=license or "proprietary",
-        options={"worktree": False} if no_worktree else None,
+        options={"worktree": True} if worktree else None,
     )
     _report_init(repo, as_json)
 

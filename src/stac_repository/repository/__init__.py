@@ -270,10 +270,17 @@ class Repository:
         return backup(self.backend, Path(destination), ref=ref)
 
     @classmethod
-    def restore_backup(cls, source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Repository:
+    def restore_backup(
+        cls,
+        source: str | os.PathLike[str],
+        path: str | os.PathLike[str],
+        *,
+        options: dict[str, Any] | None = None,
+    ) -> Repository:
+        """A new repository at ``path`` from a backup; ``options`` as for :meth:`init`."""
         from .export import restore_backup
 
-        return cls(restore_backup(Path(source), Path(path).absolute()))
+        return cls(restore_backup(Path(source), Path(path).absolute(), options))
 
     # -- remotes (git backend) ------------------------------------------------------------
 

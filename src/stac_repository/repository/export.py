@@ -158,8 +158,9 @@ def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> in
     return _consistent_copy(backend, ref, destination, write)
 
 
-def restore_backup(source: Path, path: Path) -> Backend:
-    """A new repository at ``path`` holding exactly what the backup at ``source`` holds."""
+def restore_backup(source: Path, path: Path, options: dict[str, Any] | None = None) -> Backend:
+    """A new repository at ``path`` holding exactly what the backup at ``source`` holds;
+    ``options`` as for ``init`` (e.g. the git backend's ``worktree``)."""
     from .. import backends
 
     cls = backends.detect(source)
@@ -169,12 +170,13 @@ def restore_backup(source: Path, path: Path) -> Backend:
         raise UsageError(f"{path} is not empty: restore needs a new or empty folder")
     native = getattr(cls, "restore_native", None)
     if native is not None:
-        return native(source, path)  # type: ignore[no-any-return]
+        return native(source, path, options=options or {})  # type: ignore[no-any-return]
     src = cls(source)
     with src.snapshot() as snap:
         blobs = {p: source / p for p in snap.walk()}
     path.mkdir(parents=True, exist_ok=True)
-    return cls.create(path, ChangeSet(message=f"restore from backup {source}", blobs=blobs), options={})
+    message = f"restore from backup {source}"
+    return cls.create(path, ChangeSet(message=message, blobs=blobs), options=options or {})
 
 
 def extract_subtrees(
