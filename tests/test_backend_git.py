@@ -27,6 +27,7 @@ from stac_repository.backends.gitobjects import compose_message, parse_message
 from stac_repository.backends.lfs import parse_pointer
 from stac_repository.errors import BackendError, Locked, NotFound, UsageError
 
+from .conftest import walk_list
 from .git_helpers import (
     PLANET,
     TEST_CASE_1,
@@ -512,3 +513,46 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
         fsck(repo.root)
         assert log_ids(repo.root)[0] == reopened.backend.resolve("HEAD")
         _assert_worktree_is_head(reopened, tmp_path, f"export-{delay}")
+
+
+# -- large transactions go into one pack -------------------------------------------------------
+
+
+@pytest.mark.parametrize("worktree", [False, True], ids=["bare", "worktree"])
+def test_a_large_ingest_writes_its_blobs_as_one_pack(tmp_path: Path, corpus: Path, worktree: bool) -> None:
+    """test-case-4 (62 items, more files than PACK_THRESHOLD): its blobs land in one new pack that
+    git reads and verifies, nothing is left loose but trees and the commit, and the export, a
+    clone and a later small ingest (loose objects again) all hold the whole catalog."""
+    repo = _init(tmp_path / "r", worktree=worktree)
+    git_dir = Path(repo.backend.git_dir)  # type: ignore[attr-defined]
+    packs_before = set((git_dir / "objects/pack").glob("*.pack"))
+    source = corpus / "pystac/catalogs/test-case-4/catalog.json"
+    _ingest(repo, source)
+    new_packs = set((git_dir / "objects/pack").glob("*.pack")) - packs_before
+    assert len(new_packs) == 1
+    pack = new_packs.pop()
+    assert pack.with_suffix(".idx").is_file()
+    verify = run_git(git_dir, "verify-pack", "-v", str(pack.with_suffix(".idx")))
+    assert verify.returncode == 0, verify.stderr
+    packed = {line.split()[0] for line in verify.stdout.splitlines() if " blob " in line}
+    assert len(packed) > 62
+    loose = {
+        p.parent.name + p.name
+        for p in (git_dir / "objects").glob("??/*")
+        if run_git(git_dir, "cat-file", "-t", p.parent.name + p.name).stdout.strip() == "blob"
+    }
+    assert not loose & packed
+    assert not list((git_dir / "objects/pack").glob(".stac-repository-tmp-pack-*"))
+    fsck(repo.root)
+    repo.export(tmp_path / "export")
+    items = [i for k, i, _ in walk_list(tmp_path / "export" / "catalog.json") if k == "Item"]
+    assert len(items) == 62
+    git(tmp_path, "clone", "--quiet", str(repo.root), "clone")
+    documents = [
+        {k: v for k, v in catalog_digest(tmp_path / d).items() if k.endswith(".json")}
+        for d in ("clone", "export")
+    ]
+    assert documents[0] == documents[1]
+    _ingest(repo, TEST_CASE_1)  # small: loose objects beside the pack
+    assert len(set((git_dir / "objects/pack").glob("*.pack")) - packs_before) == 1
+    fsck(repo.root)

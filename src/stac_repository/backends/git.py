@@ -9,8 +9,9 @@ libgit2 reads and rewrites that index whole on every commit, which grows with th
 ``init --worktree``) makes a non-bare repository whose working tree shows the catalog, for
 catalogs small enough to afford it. Both open and commit alike; a backup is always bare.
 
-Commits cost what they change. Blobs go straight into the object database, only the trees on
-changed paths are rebuilt (TreeBuilder, never an index scan), and the branch moves by
+Commits cost what they change. Blobs go straight into the object database (as loose objects,
+or for a large transaction as one pack, see :mod:`.gitpack`), only the trees on changed paths
+are rebuilt (TreeBuilder, never an index scan), and the branch moves by
 compare-and-swap (libgit2 re-checks the old value under ``refs/heads/<branch>.lock``) while the
 writer holds the flock ``.git/stac-repository/lock``. With ``fsync`` on, new objects, LFS
 objects and the moved ref reach the disk before the commit returns (see :class:`_Written`);
@@ -54,7 +55,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -62,7 +63,7 @@ import orjson
 import pygit2
 
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
-from . import fsutil, lfs
+from . import fsutil, gitpack, lfs
 from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
 from .gitobjects import (
     FILE_MODES,
@@ -76,6 +77,7 @@ from .gitobjects import (
     to_commit,
     write_tree,
 )
+from .gitpack import PackWriter
 from .locking import WriterLock
 
 CONFIG_PATH = f"{STATE_DIR}/config.json"
@@ -84,6 +86,8 @@ PRIVATE_DIR = "stac-repository"
 DEFAULT_BRANCH = "main"
 DEFAULT_AUTHOR = ("stac-repository", "stac-repository@localhost")
 DEFAULT_LFS_THRESHOLD = 0
+PACK_THRESHOLD = 64
+"""Files in one transaction from which its blobs go into one pack instead of loose objects."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
 """Git gives these names meaning: the backend writes .gitattributes itself and refuses them all."""
@@ -466,29 +470,49 @@ class GitBackend(Backend):
         return int(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_LFS_THRESHOLD
 
     def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, written: _Written) -> pygit2.Oid:
-        """Write the new blobs and the trees on their paths; the id of the resulting root tree."""
+        """Write the new blobs and the trees on their paths; the id of the resulting root tree.
+
+        A large transaction writes its blobs as one pack (see :mod:`.gitpack`), a small one as
+        loose objects (a pack per single-item commit would slow every later lookup).
+        """
+        many = len(changes.writes) + len(changes.blobs) >= PACK_THRESHOLD
+        packer = PackWriter(self.git_dir / "objects") if many else None
+        create = packer.add_blob if packer is not None else self.repo.create_blob
         leaves: dict[str, Leaf] = {}
         lfs_updates: dict[str, dict[str, bool]] = {}
-        for path, data in changes.writes.items():
-            leaves[path] = Leaf(self.repo.create_blob(content(data)))
-            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
-        threshold = self._lfs_threshold(snapshot)
-        for path, source in changes.blobs.items():
-            oid, is_lfs = self._store_blob(path, source, threshold, written)
-            leaves[path] = Leaf(oid)
-            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = is_lfs
-        for path in changes.deletes:
-            leaves[path] = Leaf(None)
-            lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
-        for folder, updates in lfs_updates.items():
-            if not _under_any(folder, changes.deletes):
-                self._update_attributes(snapshot, folder, updates, leaves)
+        try:
+            for path, data in changes.writes.items():
+                leaves[path] = Leaf(create(content(data)))
+                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
+            threshold = self._lfs_threshold(snapshot)
+            for path, source in changes.blobs.items():
+                oid, is_lfs = self._store_blob(path, source, threshold, written, create)
+                leaves[path] = Leaf(oid)
+                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = is_lfs
+            for path in changes.deletes:
+                leaves[path] = Leaf(None)
+                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
+            for folder, updates in lfs_updates.items():
+                if not _under_any(folder, changes.deletes):
+                    self._update_attributes(snapshot, folder, updates, leaves, create)
+            if packer is not None:
+                for path in packer.finish(fsync=False):  # made durable with the rest
+                    written.file(path)
+        except BaseException:
+            if packer is not None:
+                packer.abort()
+            raise
         written.objects.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
         tree = write_tree(self.repo, snapshot.tree, nest(leaves), written.objects)
         return tree if tree is not None else self.repo.TreeBuilder().write()
 
     def _store_blob(
-        self, path: str, source: Path, threshold: int, written: _Written
+        self,
+        path: str,
+        source: Path,
+        threshold: int,
+        written: _Written,
+        create: Callable[[bytes], pygit2.Oid],
     ) -> tuple[pygit2.Oid, bool]:
         try:
             size = source.stat().st_size
@@ -497,22 +521,27 @@ class GitBackend(Backend):
         name = path.rsplit("/", 1)[-1]
         if size == 0 or size < threshold or not lfs.can_track(name):
             with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
-                return self.repo.create_blob(fh.read()), False
+                return create(fh.read()), False
         pointer = self.lfs.add(source)
         stored = self.lfs.path(pointer.oid)
         written.file(stored)
         written.folders.update(stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
-        return self.repo.create_blob(pointer.encode()), True
+        return create(pointer.encode()), True
 
     def _update_attributes(
-        self, snapshot: GitSnapshot, folder: str, updates: dict[str, bool], leaves: dict[str, Leaf]
+        self,
+        snapshot: GitSnapshot,
+        folder: str,
+        updates: dict[str, bool],
+        leaves: dict[str, Leaf],
+        create: Callable[[bytes], pygit2.Oid],
     ) -> None:
         current = snapshot.lfs_names(folder)
         names = {n for n in current if updates.get(n, True)} | {n for n, on in updates.items() if on}
         if names == current:
             return
         path = _join(folder, lfs.ATTRIBUTES)
-        leaves[path] = Leaf(self.repo.create_blob(lfs.render_attributes(names)) if names else None)
+        leaves[path] = Leaf(create(lfs.render_attributes(names)) if names else None)
 
     def _commit(
         self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, written: _Written
@@ -589,7 +618,7 @@ class GitBackend(Backend):
         )
 
     def _add_loose_objects(self, written: _Written) -> None:
-        """The loose files of the new objects (objects found packed were made durable then).
+        """The loose files of the new objects (packed ones were made durable with their pack).
 
         Each must exist: out of inodes, libgit2 has been seen to return the id of an object it
         never stored, and a commit must never point at a missing object.
@@ -598,9 +627,10 @@ class GitBackend(Backend):
         for oid in set(written.objects):
             hexid = str(oid)
             loose = objects / hexid[:2] / hexid[2:]
-            if not loose.is_file() and oid not in self.repo:
+            if loose.is_file():
+                written.file(loose)
+            elif oid not in self.repo:  # packed (made durable then), or missing
                 raise BackendError(f"git did not store object {hexid}: {_space_left(objects)}")
-            written.file(loose)
         written.folder(objects)  # a new objects/xx folder is an entry of objects/
 
     # -- the working tree -------------------------------------------------------------
@@ -640,6 +670,7 @@ class GitBackend(Backend):
         names = [f"{self.branch_name}.lock", "index.lock", "HEAD.lock", "packed-refs.lock", "config.lock"]
         candidates = [self.git_dir / "refs" / "heads" / names[0], *(self.git_dir / n for n in names[1:])]
         temporaries = list(self.private.glob(".*.tmp-*")) if self.private.is_dir() else []
+        temporaries += gitpack.temporaries(self.git_dir / "objects")
         return [path for path in candidates if path.exists()] + temporaries
 
     def _recover(self) -> None:
