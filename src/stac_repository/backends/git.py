@@ -502,7 +502,8 @@ class GitBackend(Backend):
             if packer is not None:
                 packer.abort()
             raise
-        written.objects.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
+        if packer is None:  # packed blobs were made durable with their pack, and exist
+            written.objects.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
         tree = write_tree(self.repo, snapshot.tree, nest(leaves), written.objects)
         return tree if tree is not None else self.repo.TreeBuilder().write()
 
@@ -525,7 +526,7 @@ class GitBackend(Backend):
         pointer = self.lfs.add(source)
         stored = self.lfs.path(pointer.oid)
         written.file(stored)
-        written.folders.update(stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
+        written.folder(*stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
         return create(pointer.encode()), True
 
     def _update_attributes(
@@ -793,12 +794,13 @@ class GitBackend(Backend):
         number copied (objects already there are skipped)."""
         written = _Written(self.fsync)
         with _storage_errors("cannot copy the LFS objects"):
+            count = 0
             for oid in sorted(oids):
                 stored = source.copy_object(oid, target, fsync=False)
                 if stored is not None:
                     written.file(stored)
-                    written.folders.update(stored.parents[1:3])
-            count = len(written.files)
+                    written.folder(*stored.parents[1:3])
+                    count += 1
             written.flush()
         return count
 
@@ -898,7 +900,8 @@ class _Written:
     """What a commit step wrote and must make durable before the next step (when fsync is on).
 
     A few paths are fsynced one by one. Many (an import writes thousands of files, at a fraction
-    of a millisecond per fsync) take one sync() of the system instead, on Linux where it waits.
+    of a millisecond per fsync) take one sync() of the system instead, on Linux where it waits;
+    past that point paths are no longer kept, so a large import holds no list of its files.
     """
 
     BATCH = 64
@@ -908,20 +911,30 @@ class _Written:
         self.objects: list[pygit2.Oid] = []
         self.files: set[Path] = set()
         self.folders: set[Path] = set()
+        self.everything = False
 
     def file(self, path: Path) -> None:
-        self.files.add(path)
-        self.folders.add(path.parent)
+        if self.enabled and not self.everything:
+            self.files.add(path)
+            self.folders.add(path.parent)
+            self._check_size()
 
-    def folder(self, path: Path) -> None:
-        self.folders.add(path)
+    def folder(self, *paths: Path) -> None:
+        if self.enabled and not self.everything:
+            self.folders.update(paths)
+            self._check_size()
+
+    def _check_size(self) -> None:
+        if len(self.files) + len(self.folders) > self.BATCH and sys.platform == "linux":
+            self.everything = True
+            self.files, self.folders = set(), set()
 
     def flush(self) -> None:
-        files, folders = self.files, self.folders
-        self.files, self.folders = set(), set()
+        everything, files, folders = self.everything, self.files, self.folders
+        self.everything, self.files, self.folders = False, set(), set()
         if not self.enabled:
             return
-        if len(files) + len(folders) > self.BATCH and sys.platform == "linux":
+        if everything:
             os.sync()
             return
         for path in files:
