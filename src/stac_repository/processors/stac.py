@@ -21,7 +21,7 @@ import orjson
 
 from ..errors import InvalidStac
 from ..stac.document import MAX_DOCUMENT_BYTES, StacType, canonical, dumps, identify, read_json_file
-from ..stac.source import local_target
+from ..stac.source import SourceNode, Validate, load_tree, local_target
 
 __version__ = "1.0.0"
 
@@ -145,6 +145,17 @@ def id(product: str) -> str:  # noqa: A001 - the protocol's name
 
 
 def version(product: str) -> str:
+    return version_and_tree(product)[0]
+
+
+def version_and_tree(product: str, validate: Validate | None = None) -> tuple[str, SourceNode | None]:
+    """:func:`version`, plus the product's tree when computing it meant loading the tree.
+
+    Not part of the processor protocol: ingest uses it when a processor has it, so that a
+    product is read and checked once instead of twice. ``validate`` is called on every document
+    (see :func:`~stac_repository.stac.source.load_tree`) and must not raise: an exception would
+    only change how the version is computed.
+    """
     file, doc = _load(product)
     if isinstance(doc, dict):
         declared = doc.get("version")
@@ -152,22 +163,23 @@ def version(product: str) -> str:
         if declared is None and isinstance(props, dict):
             declared = props.get("version")
         if isinstance(declared, str | int | float) and not isinstance(declared, bool):
-            return str(declared)
-    return "sha256:" + _content_hash(file, doc, whole_tree=_split(product)[1] is None)
-
-
-def _content_hash(file: Path, doc: Any, *, whole_tree: bool) -> str:
-    digest = hashlib.sha256()
-    if not whole_tree:
-        digest.update(canonical(doc))
-        return digest.hexdigest()[:32]
-    from ..stac.source import load_tree
-
+            return str(declared), None
+    if _split(product)[1] is not None:
+        return "sha256:" + _document_hash(doc), None
     try:
-        tree = load_tree(file, lazy_items=True)
+        tree = load_tree(file, validate=validate, lazy_items=True)
     except InvalidStac:  # reported by the validate step, with the file and field
-        digest.update(canonical(doc))
-        return digest.hexdigest()[:32]
+        return "sha256:" + _document_hash(doc), None
+    return "sha256:" + _tree_hash(tree), tree
+
+
+def _document_hash(doc: Any) -> str:
+    return hashlib.sha256(canonical(doc)).hexdigest()[:32]
+
+
+def _tree_hash(tree: SourceNode) -> str:
+    """A hash of every document of the tree and the size and time of its local asset files."""
+    digest = hashlib.sha256()
     for node in tree.walk():
         digest.update(os.path.relpath(node.file, tree.file.parent).encode())
         digest.update(str(node.digest).encode())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StacRepositoryError
 from ..stac.document import StacType
 from ..stac.planner import Planner
-from ..stac.source import load_tree
+from ..stac.source import SourceNode, load_tree
 from ..stac.validation import SchemaValidator, with_posix_hrefs
 
 if TYPE_CHECKING:
@@ -133,6 +133,33 @@ def ingest(
     return report
 
 
+class _Checks:
+    """Schema validation of a product's documents, with the schemas that could not be checked."""
+
+    def __init__(self, validator: SchemaValidator) -> None:
+        self.validator = validator
+        self.unchecked: dict[str, int] = {}
+        self.error: BaseException | None = None
+
+    def check(self, doc: dict[str, Any], kind: StacType, file: Path) -> None:
+        """Raise on the first invalid document."""
+        for url in self.validator.validate(with_posix_hrefs(doc), kind, file=str(file)):
+            self.unchecked[url] = self.unchecked.get(url, 0) + 1
+
+    def record(self, doc: dict[str, Any], kind: StacType, file: Path) -> None:
+        """Like :meth:`check`, but keep the first failure for :meth:`raise_first` (the version
+        step loads the product, and a product that is skipped is not judged)."""
+        if self.error is None:
+            try:
+                self.check(doc, kind, file)
+            except Exception as exc:  # the validate step reports it, as check would have raised it
+                self.error = exc
+
+    def raise_first(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 def _ingest_one(
     repo: Repository,
     processor_name: str,
@@ -147,7 +174,14 @@ def _ingest_one(
     before: set[str] = set()
     try:
         result.id = str(_step("id", result, lambda: processor.id(product)))
-        result.version = str(_step("version", result, lambda: processor.version(product)))
+        checks = _Checks(validator)
+        loaded: SourceNode | None = None
+        if callable(version_and_tree := getattr(processor, "version_and_tree", None)):
+            # The built-in stac processor loads the product to hash it: validated on the way.
+            version, loaded = _step("version", result, lambda: version_and_tree(product, checks.record))
+        else:
+            version = _step("version", result, lambda: processor.version(product))
+        result.version = str(version)
         if not force and repo._stored_version(result.id, parent) == result.version:
             result.status, result.step = "skipped", None
             return result
@@ -155,15 +189,16 @@ def _ingest_one(
         output = Path(str(_step("process", result, lambda: processor.process(product))))
         if not output.is_file():
             raise _Failed(f"processor returned {str(output)!r}, which is not a file")
-        unchecked: dict[str, int] = {}
-
-        def validate(doc: dict[str, Any], kind: StacType, file: Path) -> None:
-            for url in validator.validate(with_posix_hrefs(doc), kind, file=str(file)):
-                unchecked[url] = unchecked.get(url, 0) + 1
-
         assert output is not None
         source = output
-        tree = _step("validate", result, lambda: load_tree(source, validate=validate, lazy_items=True))
+        if loaded is not None and loaded.file == Path(os.path.realpath(source)):
+            tree = loaded
+            _step("validate", result, checks.raise_first)
+        else:
+            checks = _Checks(validator)
+            check = checks.check
+            tree = _step("validate", result, lambda: load_tree(source, validate=check, lazy_items=True))
+        unchecked = checks.unchecked
         if unchecked:
             listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))
             result.warnings.append(f"schemas not available offline, not validated: {listed}")
@@ -172,6 +207,10 @@ def _ingest_one(
         allowed = {output.parent}
         if "://" not in product:
             allowed.add(Path(os.path.realpath(Path(product.split("#")[0]).parent)))
+        # Handed to the planner and dropped here, so that the tree is freed before the
+        # transaction is written (a large product holds a node per item).
+        todo = [tree]
+        del tree, loaded
 
         def commit() -> str:
             with repo.backend.transaction(timeout=repo.lock_timeout) as tx:
@@ -182,7 +221,7 @@ def _ingest_one(
                     layout=repo.layout,
                 )
                 producer = f"{processor_name} {processor.__version__}"
-                planner.ingest(tree, parent=parent, version=result.version, processor=producer)
+                planner.ingest(todo.pop(), parent=parent, version=result.version, processor=producer)
                 verb = "update" if planner.outcome.updated else "ingest"
                 message = (
                     f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"

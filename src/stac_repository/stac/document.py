@@ -71,15 +71,18 @@ def read_json_file(path: Path) -> Any:
     return parse_json(read_json_bytes(path), file=str(path))
 
 
-def read_json_bytes(path: Path) -> bytes:
-    """The bytes of a local JSON file, refusing oversized files, FIFOs and devices."""
+def read_json_bytes(path: Path, st: os.stat_result | None = None) -> bytes:
+    """The bytes of a local JSON file, refusing oversized files, FIFOs and devices.
+
+    ``st``: the file's ``os.stat``, when the caller just made it."""
     name = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InvalidStac("file does not exist", file=name) from None
-    except OSError as exc:
-        raise InvalidStac(f"cannot read ({exc.strerror})", file=name) from None
+    if st is None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InvalidStac("file does not exist", file=name) from None
+        except OSError as exc:
+            raise InvalidStac(f"cannot read ({exc.strerror})", file=name) from None
 
     if not stat.S_ISREG(st.st_mode):
         raise InvalidStac("not a regular file", file=name)
@@ -88,9 +91,22 @@ def read_json_bytes(path: Path) -> bytes:
             f"{st.st_size} bytes is over the {MAX_DOCUMENT_BYTES} byte document limit", file=name
         )
     try:
-        return path.read_bytes()
+        return _read_all(name, st.st_size)
     except OSError as exc:
         raise InvalidStac(f"cannot read ({exc.strerror})", file=name) from None
+
+
+def _read_all(name: str, size: int) -> bytes:
+    """A file's bytes with plain ``os`` calls (half the system calls of a file object: ingest
+    reads every document of a product, some twice)."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, max(size, 1 << 16)))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def identify(doc: Any, *, file: str | None = None) -> StacType:

@@ -36,7 +36,7 @@ from .partition import (
     partition_tree,
 )
 from .partition import keys as partition_keys
-from .source import STRUCTURAL_RELS, SourceNode, inside, local_target
+from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_target
 
 JSON = "application/json"
 SUMMARY_IDS = 1000
@@ -57,6 +57,18 @@ def resolve_href(from_path: str, href: str) -> str | None:
         return None
     joined = posixpath.normpath(posixpath.join(folder_of(from_path), href.split("#")[0]))
     return None if joined.startswith("../") or joined == ".." else joined
+
+
+@dataclass(frozen=True)
+class _Product:
+    """What writing one product's tree needs at every node."""
+
+    tree: SourceNode
+    paths: dict[int, str]
+    by_file: dict[Path, str]
+    folder: Path
+    version: str | None
+    processor: str | None
 
 
 class Planner:
@@ -83,6 +95,8 @@ class Planner:
         self._lazy: dict[str, tuple[Path, str | None, dict[str, Any]]] = {}
         self._old_objects: dict[str, str] = {}  # path -> id of stored objects this plan removes
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
+        self._paths = RealPaths()
+        self._fresh_folders: set[str] = set()  # folders found empty in the snapshot
 
     # -- stored documents ----------------------------------------------------------------
 
@@ -161,6 +175,8 @@ class Planner:
         clash = self._sibling_clash(new_path, old)
         if clash:
             raise Conflict(clash)
+        if old is None:  # its folder holds nothing yet: no need to compare what is written there
+            self._fresh_folders.add(folder_of(new_path))
         removed_cov = None
         if old is not None:
             removed_cov = self._coverage(old.path, old.type)
@@ -288,51 +304,62 @@ class Planner:
         processor: str | None,
     ) -> ext.Coverage:
         """Write the product's documents and assets; return what the product covers."""
-        by_file = {node.file: paths[id(node)] for node in tree.walk()}
-        product_folder = tree.file.parent
+        product = _Product(
+            tree=tree,
+            paths=paths,
+            by_file={node.file: paths[id(node)] for node in tree.walk()},
+            folder=tree.file.parent,
+            version=version,
+            processor=processor,
+        )
+        return self._emit(product, tree, placement, self._ancestor_collections(placement))
 
-        def emit(node: SourceNode, parent_path: str, collections: dict[str, str]) -> ext.Coverage:
-            path = paths[id(node)]
-            doc = copy.copy(node.doc)
-            inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
-            child_covs = [emit(c, path, inner) for c in node.children]
-            files = _LocalFiles(path, node)
-            doc["links"] = self._links_for(node, path, parent_path, paths, by_file, files, product_folder)
-            if node.kind is StacType.ITEM:
-                self._set_collection(doc, path, self.effective_parent(parent_path), collections)
-            if doc.get("assets"):
-                doc["assets"] = self._copy_assets(node, files, product_folder)
-            cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
-            if node.kind is StacType.COLLECTION:
-                doc["extent"] = copy.deepcopy(doc["extent"])
-                cov = ext.union([ext.collection_coverage(doc), cov])
-                ext.apply_coverage(doc, cov)
-            if node.lazy:
-                # Only what replaces fields of the item is kept; the rest is re-read when written.
-                patch: dict[str, Any] = {"links": doc["links"], "collection": doc.get("collection")}
-                if "assets" in doc:
-                    patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
-                self._lazy[path] = (node.file, node.digest, patch)
-            else:
-                self._docs[path] = doc
-                self._touch(path)
-            top = node is tree
-            self.index.put(
-                Entry(
-                    node.id,
-                    path,
-                    node.kind.value,
-                    parent_path,
-                    version if top else None,
-                    processor if top else None,
-                    coverage_to_json(cov) if node.bucket_key is not None else None,
-                )
+    def _emit(
+        self, product: _Product, node: SourceNode, parent_path: str, collections: dict[str, str]
+    ) -> ext.Coverage:
+        """Write ``node`` and its descendants (a method, not a closure calling itself: that
+        would be a reference cycle keeping the whole tree alive until the next GC pass)."""
+        path = product.paths[id(node)]
+        doc = copy.copy(node.doc)
+        inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
+        child_covs = [self._emit(product, c, path, inner) for c in node.children]
+        files = _LocalFiles(path, node)
+        doc["links"] = self._links_for(
+            node, path, parent_path, product.paths, product.by_file, files, product.folder
+        )
+        if node.kind is StacType.ITEM:
+            self._set_collection(doc, path, self.effective_parent(parent_path), collections)
+        if doc.get("assets"):
+            doc["assets"] = self._copy_assets(node, files, product.folder)
+        cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
+        if node.kind is StacType.COLLECTION:
+            doc["extent"] = copy.deepcopy(doc["extent"])
+            cov = ext.union([ext.collection_coverage(doc), cov])
+            ext.apply_coverage(doc, cov)
+        if node.lazy:
+            # Only what replaces fields of the item is kept; the rest is re-read when written.
+            patch: dict[str, Any] = {"links": doc["links"], "collection": doc.get("collection")}
+            if "assets" in doc:
+                patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
+            self._lazy[path] = (node.file, node.digest, patch)
+        else:
+            self._docs[path] = doc
+            self._touch(path)
+        top = node is product.tree
+        self.index.put(
+            Entry(
+                node.id,
+                path,
+                node.kind.value,
+                parent_path,
+                product.version if top else None,
+                product.processor if top else None,
+                coverage_to_json(cov) if node.bucket_key is not None else None,
             )
-            self.objects_written += 1
-            self._new_objects[path] = node.id
-            return cov
-
-        return emit(tree, placement, self._ancestor_collections(placement))
+        )
+        self.objects_written += 1
+        self._new_objects[path] = node.id
+        return cov
 
     def _ancestor_collections(self, placement: str) -> dict[str, str]:
         """Stored collections above ``placement`` (itself included): id -> path, nearest last."""
@@ -378,18 +405,18 @@ class Planner:
                 continue
             target = local_target(link["href"], node.file)
             if target is not None:
-                stored = by_file.get(Path(os.path.realpath(target)))
+                resolved = self._paths.resolve(target)
+                real = Path(resolved.real)
+                stored = by_file.get(real)
                 if stored is not None:
                     link = {**link, "href": relative_href(path, stored)}
-                elif not os.path.lexists(target):
+                elif not resolved.present:
                     self.outcome.warnings.append(
                         f"{node.id}: {link.get('rel')} link {link['href']!r}: no such local file; "
                         "kept as given"
                     )
                     link = {**link, "href": link["href"].replace("\\", "/")}
-                elif (real := Path(os.path.realpath(target))).is_file() and self._may_read(
-                    real, product_folder
-                ):
+                elif resolved.is_file and self._may_read(real, product_folder):
                     link = {**link, "href": files.add(self, link["href"], real)}
                 else:
                     self.outcome.warnings.append(
@@ -438,12 +465,13 @@ class Planner:
             if target is None:  # remote, or an asset definition without a file
                 assets[key] = asset
                 continue
-            where = f"{node.file}: assets.{key}"
-            if not os.path.lexists(target):
+            resolved = self._paths.resolve(target)
+            if not resolved.present:
+                where = f"{node.file}: assets.{key}"
                 self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
                 assets[key] = {**asset, "href": href.replace("\\", "/")}
                 continue
-            real = Path(os.path.realpath(target))
+            real = Path(resolved.real)
             if not self._may_read(real, product_folder):
                 folders = ", ".join(sorted(str(r) for r in self.asset_roots | {product_folder}))
                 raise InvalidStac(
@@ -452,13 +480,13 @@ class Planner:
                     file=str(node.file),
                     field=f"assets.{key}.href",
                 )
-            if not real.exists():
+            if resolved.stat is None:
                 raise InvalidStac(
                     f"asset {href!r} is a broken symbolic link",
                     file=str(node.file),
                     field=f"assets.{key}.href",
                 )
-            if not real.is_file():
+            if not resolved.is_file:
                 raise InvalidStac(
                     f"asset {href!r} is not a regular file", file=str(node.file), field=f"assets.{key}.href"
                 )
@@ -611,6 +639,8 @@ class Planner:
             deletes.update(p for p in self.snapshot.walk(path) if p not in keep)
         # Unchanged documents and assets need no write.
         for path in list(writes):
+            if self._in_fresh_folder(path):
+                continue
             try:
                 stored = self.snapshot.read(path)
             except NotFound:
@@ -623,9 +653,12 @@ class Planner:
         full = {**(summary or {}), **self._object_summary(writes, blobs)}
         return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
 
+    def _in_fresh_folder(self, path: str) -> bool:
+        return any(path.startswith(f"{folder}/") for folder in self._fresh_folders)
+
     def _same_file(self, path: str, source: Path) -> bool:
         """Is the stored file at ``path`` byte-identical to ``source``? (streamed comparison)"""
-        if not self.snapshot.exists(path):
+        if self._in_fresh_folder(path) or not self.snapshot.exists(path):
             return False
         try:
             with self.snapshot.open(path) as stored, open(source, "rb") as new:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,50 @@ def local_target(href: str, base: Path) -> Path | None:
     return path if path.is_absolute() else base.parent / path
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    real: str
+    """``os.path.realpath`` of the path."""
+    present: bool
+    """The path exists (``os.path.lexists``: a broken symbolic link is present)."""
+    stat: os.stat_result | None
+    """What the path points to (symbolic links followed), None when that does not exist."""
+
+    @property
+    def is_file(self) -> bool:
+        return self.stat is not None and stat.S_ISREG(self.stat.st_mode)
+
+
+class RealPaths:
+    """``realpath`` and ``stat`` of many files in few folders, each folder resolved once.
+
+    A product's thousands of documents and assets sit in a handful of folders; resolving every
+    component of every path again costs several system calls per file. A file that is itself
+    a symbolic link is still resolved in full.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def resolve(self, path: Path | str) -> Resolved:
+        name = os.fspath(path)
+        folder, base = os.path.split(name)
+        try:
+            st: os.stat_result | None = os.lstat(name)
+        except (OSError, ValueError):
+            st = None
+        if base in ("", ".", "..") or (st is not None and stat.S_ISLNK(st.st_mode)):
+            try:
+                target: os.stat_result | None = os.stat(name)
+            except (OSError, ValueError):
+                target = None
+            return Resolved(os.path.realpath(name), st is not None, target)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        return Resolved(os.path.join(real_folder, base), st is not None, st)
+
+
 def inside(path: Path, folder: Path, *, resolved: bool = False) -> bool:
     """Is ``path`` (symbolic links resolved, unless already) ``folder`` or below it?"""
     real = os.fspath(path) if resolved else os.path.realpath(path)
@@ -110,10 +155,11 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
     root_file = Path(os.path.realpath(root_file))
     folder = root_file.parent
     seen: set[Path] = set()
+    paths = RealPaths()
 
-    def load(file: Path, depth: int) -> SourceNode:
+    def load(file: Path, depth: int, st: os.stat_result | None = None) -> SourceNode:
         seen.add(file)
-        raw = read_json_bytes(file)
+        raw = read_json_bytes(file, st)
         doc = parse_json(raw, file=str(file))
         kind = check_structure(doc, file=str(file))
         if kind is StacType.ITEM_COLLECTION:
@@ -133,7 +179,8 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             if target is None:
                 node.remote_children.append(link)
                 continue
-            target = Path(os.path.realpath(target))
+            resolved = paths.resolve(target)
+            target = Path(resolved.real)
             if not inside(target, folder, resolved=True):
                 raise InvalidStac(
                     f"{link['rel']} link {link['href']!r} leaves the product folder {folder}",
@@ -141,13 +188,13 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
                 )
             if target in seen:
                 continue
-            if not target.is_file():
+            if not resolved.is_file:
                 raise InvalidStac(
                     f"{link['rel']} link {link['href']!r} points to a missing file", file=str(file)
                 )
             if depth >= MAX_DEPTH:
                 raise InvalidStac(f"catalog nested deeper than {MAX_DEPTH} levels", file=str(file))
-            child = load(target, depth + 1)
+            child = load(target, depth + 1, resolved.stat)
             node.link_of_child[id(child)] = link
             node.children.append(child)
         return node
