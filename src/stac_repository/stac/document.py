@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Mapping
 from enum import StrEnum
@@ -35,7 +34,9 @@ FILE_NAMES = {StacType.CATALOG: "catalog.json", StacType.COLLECTION: "collection
 
 MAX_NESTING = 200
 """Deepest JSON nesting accepted (orjson writes at most 254 levels; real STAC needs ~10)."""
-_LONG_INTEGER = re.compile(rb"\d{19,}")
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+"""Maps every ASCII digit to "0" and every other byte to " ": a run of 19 digits becomes 19 "0"s."""
+_LONG_RUN = b"0" * 19
 
 
 def parse_json(data: bytes, *, file: str) -> Any:
@@ -47,7 +48,7 @@ def parse_json(data: bytes, *, file: str) -> Any:
         raise InvalidStac(f"not valid JSON ({exc})", file=file) from None
     except RecursionError:
         raise InvalidStac("JSON nested too deeply", file=file) from None
-    if _LONG_INTEGER.search(data):
+    if _LONG_RUN in data.translate(_DIGITS):  # what re's \d{19,} finds, several times faster
         doc = json.loads(data)  # exact integers; numbers are rare enough to pay for this
     if data.count(b"[") + data.count(b"{") > MAX_NESTING and _depth(doc) > MAX_NESTING:
         raise InvalidStac(f"JSON nested deeper than {MAX_NESTING} levels", file=file)
