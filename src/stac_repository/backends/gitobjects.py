@@ -73,7 +73,7 @@ def to_commit(commit: pygit2.Commit) -> Commit:
 # -- building trees ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Leaf:
     """A file to set (``oid``) or a file or folder to delete (``oid`` None)."""
 
