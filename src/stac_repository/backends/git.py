@@ -66,16 +66,15 @@ from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryErr
 from . import fsutil, gitpack, lfs
 from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
 from .gitobjects import (
+    BLOB,
     FILE_MODES,
     TREE,
-    Leaf,
+    TreeStream,
     compose_message,
     diff_trees,
     lfs_objects_added,
-    nest,
     reachable,
     to_commit,
-    write_tree,
 )
 from .gitpack import PackWriter
 from .locking import WriterLock
@@ -472,29 +471,47 @@ class GitBackend(Backend):
     def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, written: _Written) -> pygit2.Oid:
         """Write the new blobs and the trees on their paths; the id of the resulting root tree.
 
-        A large transaction writes its blobs as one pack (see :mod:`.gitpack`), a small one as
+        Paths are taken in sorted order and each folder's tree is written as soon as the stream
+        leaves it (:class:`.gitobjects.TreeStream`), so memory does not grow with the change. A
+        large transaction writes its objects as one pack (see :mod:`.gitpack`), a small one as
         loose objects (a pack per single-item commit would slow every later lookup).
         """
         many = len(changes.writes) + len(changes.blobs) >= PACK_THRESHOLD
         packer = PackWriter(self.git_dir / "objects") if many else None
-        create = packer.add_blob if packer is not None else self.repo.create_blob
-        leaves: dict[str, Leaf] = {}
-        lfs_updates: dict[str, dict[str, bool]] = {}
+
+        def store(kind: int, data: bytes) -> pygit2.Oid:
+            if packer is not None:
+                return packer.add(kind, data)
+            oid = self.repo.odb.write(kind, data)
+            written.objects.append(oid)
+            return oid
+
+        def create(data: bytes) -> pygit2.Oid:
+            return store(pygit2.GIT_OBJECT_BLOB, data)
+
+        lfs_updates: dict[str, dict[str, bool]] = {}  # of the folders open in the stream
+
+        def attributes(folder: str, entries: dict[bytes, tuple[int, bytes]]) -> None:
+            updates = lfs_updates.pop(folder, None)
+            if updates:
+                self._update_attributes(snapshot, folder, updates, entries, create)
+
+        threshold = self._lfs_threshold(snapshot)
+        stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
         try:
-            for path, data in changes.writes.items():
-                leaves[path] = Leaf(create(content(data)))
-                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
-            threshold = self._lfs_threshold(snapshot)
-            for path, source in changes.blobs.items():
-                oid, is_lfs = self._store_blob(path, source, threshold, written, create)
-                leaves[path] = Leaf(oid)
-                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = is_lfs
-            for path in changes.deletes:
-                leaves[path] = Leaf(None)
-                lfs_updates.setdefault(_folder(path), {})[path.rsplit("/", 1)[-1]] = False
-            for folder, updates in lfs_updates.items():
-                if not _under_any(folder, changes.deletes):
-                    self._update_attributes(snapshot, folder, updates, leaves, create)
+            for path in sorted(changes.writes.keys() | changes.blobs.keys() | changes.deletes):
+                if stream.moot(path):
+                    continue
+                if path in changes.writes:
+                    oid, is_lfs = create(content(changes.writes[path])), False
+                elif path in changes.blobs:
+                    oid, is_lfs = self._store_blob(path, changes.blobs[path], threshold, written, create)
+                else:
+                    oid, is_lfs = None, False
+                stream.put(path, oid)
+                folder, _, name = path.rpartition("/")
+                lfs_updates.setdefault(folder, {})[name] = is_lfs
+            tree = stream.finish() or store(pygit2.GIT_OBJECT_TREE, b"")
             if packer is not None:
                 for path in packer.finish(fsync=False):  # made durable with the rest
                     written.file(path)
@@ -502,10 +519,7 @@ class GitBackend(Backend):
             if packer is not None:
                 packer.abort()
             raise
-        if packer is None:  # packed blobs were made durable with their pack, and exist
-            written.objects.extend(leaf.oid for leaf in leaves.values() if leaf.oid is not None)
-        tree = write_tree(self.repo, snapshot.tree, nest(leaves), written.objects)
-        return tree if tree is not None else self.repo.TreeBuilder().write()
+        return tree
 
     def _store_blob(
         self,
@@ -534,15 +548,19 @@ class GitBackend(Backend):
         snapshot: GitSnapshot,
         folder: str,
         updates: dict[str, bool],
-        leaves: dict[str, Leaf],
+        entries: dict[bytes, tuple[int, bytes]],
         create: Callable[[bytes], pygit2.Oid],
     ) -> None:
+        """Set ``folder``'s .gitattributes (in its tree ``entries``) to list its LFS files."""
         current = snapshot.lfs_names(folder)
         names = {n for n in current if updates.get(n, True)} | {n for n, on in updates.items() if on}
         if names == current:
             return
-        path = _join(folder, lfs.ATTRIBUTES)
-        leaves[path] = Leaf(create(lfs.render_attributes(names)) if names else None)
+        key = lfs.ATTRIBUTES.encode()
+        if names:
+            entries[key] = (BLOB, create(lfs.render_attributes(names)).raw)
+        else:
+            entries.pop(key, None)
 
     def _commit(
         self, head: pygit2.Commit | None, tree: pygit2.Oid, message: str, written: _Written
@@ -885,11 +903,6 @@ def adopt_head(path: Path, branch: str) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _under_any(folder: str, deletes: set[str]) -> bool:
-    """True when ``folder`` is, or lies under, a deleted path."""
-    return any(folder == d or folder.startswith(d + "/") for d in deletes)
 
 
 def _short(branch: str) -> str:

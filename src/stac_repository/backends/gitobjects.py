@@ -5,8 +5,7 @@ reachability. Nothing here touches the working tree, refs or locks.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import orjson
@@ -73,62 +72,100 @@ def to_commit(commit: pygit2.Commit) -> Commit:
 # -- building trees ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """A file to set (``oid``) or a file or folder to delete (``oid`` None)."""
-
-    oid: pygit2.Oid | None
-    mode: int = BLOB
-
-
-Node = dict[str, "Node | Leaf"]
+def tree_data(entries: dict[bytes, tuple[int, bytes]]) -> bytes:
+    """A tree object's content in git's canonical form: entries by name, where a folder's name
+    sorts as if it ended in "/", and octal modes without leading zeros."""
+    order = sorted(entries, key=lambda name: name + b"/" if entries[name][0] == TREE else name)
+    return b"".join(b"%o %s\0%s" % (entries[n][0], n, entries[n][1]) for n in order)
 
 
-def nest(changes: dict[str, Leaf]) -> Node:
-    """Paths to a nested dict of folders; changes under a deleted folder are moot."""
-    root: Node = {}
-    for path in sorted(changes):
-        *folders, name = path.split("/")
-        node = root
-        for part in folders:
-            child = node.get(part)
-            if isinstance(child, Leaf) and child.oid is None:
-                break
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        else:
-            node[name] = changes[path]
-    return root
+class TreeStream:
+    """Rebuild a tree from changes fed in sorted path order, one folder open per level.
 
-
-def write_tree(
-    repo: pygit2.Repository, base: pygit2.Tree | None, node: Node, created: list[pygit2.Oid]
-) -> pygit2.Oid | None:
-    """Rebuild ``base`` with ``node`` applied, touching only the subtrees on changed paths.
-
-    Returns None for a tree left empty (git keeps no empty folders); new tree ids go to ``created``.
+    Paths sharing a folder are contiguous in sorted order, so each folder is opened when its
+    first change arrives and written when the stream leaves it: memory stays O(depth) whatever
+    the number of changes, and only the trees on changed paths are rebuilt. Trees are
+    serialised here and handed to ``store`` (a pack, or the object database), so their blobs
+    need not be readable yet. ``on_close(folder, entries)`` runs just before a folder is written
+    (the git backend updates the folder's .gitattributes there). A change under one of the
+    ``deleted`` paths is moot, as git has no folder to put it in.
     """
-    builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
-    for name, change in node.items():
-        existing = builder.get(name)
-        if isinstance(change, Leaf):
-            if change.oid is not None:
-                builder.insert(name, change.oid, change.mode)
-            elif existing is not None:
-                builder.remove(name)
-            continue
-        sub_base = repo[existing.id] if existing is not None and existing.filemode == TREE else None
-        oid = write_tree(repo, sub_base, change, created)
+
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        base: pygit2.Tree | None,
+        store: Callable[[int, bytes], pygit2.Oid],
+        deleted: Collection[str] = (),
+        on_close: Callable[[str, dict[bytes, tuple[int, bytes]]], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.store = store
+        self.deleted = deleted
+        self.on_close = on_close
+        self._stack: list[tuple[str, dict[bytes, tuple[int, bytes]]]] = [("", self._entries(base))]
+
+    @staticmethod
+    def _entries(tree: pygit2.Tree | None) -> dict[bytes, tuple[int, bytes]]:
+        return {} if tree is None else {e.raw_name: (e.filemode, e.id.raw) for e in tree}
+
+    def moot(self, path: str) -> bool:
+        """True when ``path`` lies under one of the ``deleted`` paths."""
+        at = path.find("/")
+        while at >= 0:
+            if path[:at] in self.deleted:
+                return True
+            at = path.find("/", at + 1)
+        return False
+
+    def put(self, path: str, oid: pygit2.Oid | None, mode: int = BLOB) -> bool:
+        """Set (``oid``) or delete (None) ``path``, in sorted order; False when the change is moot."""
+        if self.deleted and self.moot(path):
+            return False
+        folder, _, name = path.rpartition("/")
+        self._enter(folder)
+        entries = self._stack[-1][1]
         if oid is not None:
-            builder.insert(name, oid, TREE)
-        elif existing is not None:
-            builder.remove(name)
-    if len(builder) == 0:
-        return None
-    oid = builder.write()
-    created.append(oid)
-    return oid
+            entries[name.encode()] = (mode, oid.raw)
+        else:
+            entries.pop(name.encode(), None)
+        return True
+
+    def finish(self) -> pygit2.Oid | None:
+        """Write what is open; the new root tree, None if it is empty."""
+        while len(self._stack) > 1:
+            self._close()
+        return self._write("", self._stack[0][1])
+
+    def _enter(self, folder: str) -> None:
+        while self._stack[-1][0] and not (
+            folder == self._stack[-1][0] or folder.startswith(self._stack[-1][0] + "/")
+        ):
+            self._close()
+        top = self._stack[-1][0]
+        rest = folder[len(top) :].lstrip("/")
+        for name in rest.split("/") if rest else []:
+            existing = self._stack[-1][1].get(name.encode())
+            base = self.repo[pygit2.Oid(raw=existing[1])] if existing and existing[0] == TREE else None
+            path = f"{self._stack[-1][0]}/{name}" if self._stack[-1][0] else name
+            self._stack.append((path, self._entries(base)))
+
+    def _close(self) -> None:
+        folder, entries = self._stack.pop()
+        oid = self._write(folder, entries)
+        parent = self._stack[-1][1]
+        name = folder.rsplit("/", 1)[-1].encode()
+        if oid is not None:
+            parent[name] = (TREE, oid.raw)
+        else:
+            parent.pop(name, None)
+
+    def _write(self, folder: str, entries: dict[bytes, tuple[int, bytes]]) -> pygit2.Oid | None:
+        if self.on_close is not None:
+            self.on_close(folder, entries)
+        if not entries:
+            return None
+        return self.store(pygit2.GIT_OBJECT_TREE, tree_data(entries))
 
 
 # -- comparing and walking trees --------------------------------------------------------------

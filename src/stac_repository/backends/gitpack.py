@@ -1,4 +1,4 @@
-"""Many new blobs written as one git pack file instead of one loose file each.
+"""Many new objects written as one git pack file instead of one loose file each.
 
 A bulk ingest creates tens of thousands of small blobs (items, LFS pointers, attributes). As
 loose objects each costs a folder lookup, a temporary file, a rename and, for durability, an
@@ -21,6 +21,7 @@ from typing import BinaryIO
 import pygit2
 
 BLOB_TYPE = 3
+_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 TMP_PREFIX = ".stac-repository-tmp-pack-"
 """Temporary pack files in ``objects/pack``; recovery removes them (never a name git uses)."""
 _LARGE_OFFSET = 0x80000000
@@ -40,7 +41,7 @@ def _object_header(kind: int, size: int) -> bytes:
 
 
 class PackWriter:
-    """Collects blobs into a temporary pack in ``objects/pack``; :meth:`finish` names it."""
+    """Collects objects into a temporary pack in ``objects/pack``; :meth:`finish` names it."""
 
     def __init__(self, objects_dir: Path, *, level: int = 1) -> None:
         self.pack_dir = objects_dir / "pack"
@@ -56,9 +57,13 @@ class PackWriter:
         return len(self._entries)
 
     def add_blob(self, data: bytes) -> pygit2.Oid:
-        raw = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).digest()
+        return self.add(BLOB_TYPE, data)
+
+    def add(self, kind: int, data: bytes) -> pygit2.Oid:
+        """Store an object of ``kind`` (pack type codes are libgit2's: tree 2, blob 3)."""
+        raw = hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data, usedforsecurity=False).digest()
         if raw not in self._entries:
-            entry = _object_header(BLOB_TYPE, len(data)) + zlib.compress(data, self.level)
+            entry = _object_header(kind, len(data)) + zlib.compress(data, self.level)
             self._entries[raw] = (self._offset, zlib.crc32(entry))
             self._fh.write(entry)
             self._offset += len(entry)
