@@ -718,10 +718,7 @@ class GitBackend(Backend):
         """Before the commit point: write ``tree`` into the working tree under a marker naming both
         trees; on failure put ``previous`` back (or leave the marker for the next command)."""
         before = str(previous.id) if previous is not None else EMPTY_TREE
-        trees = self._worktree_trees()
-        if trees is None:  # a plain clone, checked out by git at the branch
-            self._mark_worktree(before)
-        self._mark_worktree(before, str(tree.id))
+        self._mark_worktree(before, str(tree.id))  # also right for a clone git checked out
         try:
             self._sync_worktree(tree, mark=False)
         except BaseException:
