@@ -481,11 +481,17 @@ def test_two_concurrent_writers_both_land(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("crash_at", "lands"),
-    [("git-objects-written", False), ("git-worktree-file", False), ("git-branch-moved", True)],
+    ("crash_at", "lands", "worktree"),
+    [
+        ("git-objects-written", False, True),
+        ("git-worktree-file", False, True),
+        ("git-branch-moved", True, True),
+        ("git-objects-written", False, False),  # bare, the default layout
+        ("git-branch-moved", True, False),
+    ],
 )
-def test_kill_9_leaves_a_complete_commit(tmp_path: Path, crash_at: str, lands: bool) -> None:
-    repo = _init(tmp_path / "r")
+def test_kill_9_leaves_a_complete_commit(tmp_path: Path, crash_at: str, lands: bool, worktree: bool) -> None:
+    repo = _init(tmp_path / "r", worktree=worktree)
     _ingest(repo, TEST_CASE_1)
     before = _head(repo.root)
     proc = _spawn_ingest(repo.root, PLANET, env={"STAC_REPOSITORY_CRASH_AT": crash_at})
@@ -496,14 +502,24 @@ def test_kill_9_leaves_a_complete_commit(tmp_path: Path, crash_at: str, lands: b
     assert log_ids(repo.root)[1 if lands else 0] == before
     reopened = Repository.open(repo.root)  # repairs the working tree if the branch moved
     fsck(repo.root)
-    _assert_worktree_is_head(reopened, tmp_path, "export")
-    _assert_status_clean(repo.root, tmp_path)
+    _assert_head_readable(reopened, tmp_path, "export", planet=lands)
+    if worktree:
+        _assert_worktree_is_head(reopened, tmp_path, "export-again")
+        _assert_status_clean(repo.root, tmp_path)
     _ingest(reopened, TEST_CASE_6)
     fsck(repo.root)
 
 
-def test_kill_9_at_random_moments(tmp_path: Path) -> None:
-    repo = _init(tmp_path / "r")
+def _assert_head_readable(repo: Repository, tmp_path: Path, name: str, *, planet: bool) -> None:
+    """The branch's catalog exports whole: planet-disaster's 5 items in it exactly when expected."""
+    repo.export(tmp_path / name)
+    items = {i for k, i, _ in walk_list(tmp_path / name / "catalog.json") if k == "Item"}
+    assert ("20170831_172754_101c" in items) == planet, sorted(items)
+
+
+@pytest.mark.parametrize("worktree", [True, False], ids=["worktree", "bare"])
+def test_kill_9_at_random_moments(tmp_path: Path, worktree: bool) -> None:
+    repo = _init(tmp_path / "r", worktree=worktree)
     for delay in (0.5, 0.8, 1.1):
         proc = _spawn_ingest(repo.root, PLANET, TEST_CASE_1, TEST_CASE_6)
         time.sleep(delay)
@@ -512,7 +528,11 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
         reopened = Repository.open(repo.root)
         fsck(repo.root)
         assert log_ids(repo.root)[0] == reopened.backend.resolve("HEAD")
-        _assert_worktree_is_head(reopened, tmp_path, f"export-{delay}")
+        if worktree:
+            _assert_worktree_is_head(reopened, tmp_path, f"export-{delay}")
+        else:
+            reopened.export(tmp_path / f"export-{delay}")
+            assert walk_list(tmp_path / f"export-{delay}" / "catalog.json")
 
 
 # -- large transactions go into one pack -------------------------------------------------------
