@@ -144,3 +144,33 @@ def test_export_can_flatten_partitions(repo: Repository, tmp_path: Path) -> None
         doc = json.loads(stored.read_text())
         parent = next(link["href"] for link in doc["links"] if link["rel"] == "parent")
         assert json.loads((stored.parent / parent).read_text())["id"] == "col"
+
+
+def test_index_memory_follows_the_edits(repo: Repository, tmp_path: Path) -> None:
+    """The id index reads shards through a bounded cache and renders shards that only gain
+    entries when they are written; after the commit every entry is found again, and a prune
+    that empties shards deletes them (no empty shard is left)."""
+    from stac_repository.stac.index import INDEX_DIR, Entry, IndexView
+
+    docs = [item(f"many-{k}") for k in range(120)]
+    for doc in docs:
+        write(tmp_path / "src", f"{doc['id']}.json", doc)
+    write(tmp_path / "src", "collection.json", collection("many", docs))
+    assert not repo.ingest([str(tmp_path / "src" / "collection.json")]).failed
+    with repo.backend.snapshot() as snap:
+        view = IndexView(snap)
+        view.CACHED_SHARDS = 4
+        parent = repo.show("many-0")["parent"]
+        for k in range(120):
+            assert view.find(f"many-{k}", parent) is not None
+            assert len(view._shards) <= 4
+        assert view.find("absent", None) is None
+        view.put(Entry("new", "many/new/new.json", "Item", parent))
+        view.remove("many-0", repo.show("many-0")["path"])
+        kinds = {type(content).__name__ for _, content in view.changes()}
+        assert kinds == {"partial", "bytes"} or kinds == {"partial", "NoneType"}
+    assert repo.prune([f"many-{k}" for k in range(120)]) is not None
+    with repo.backend.snapshot() as snap:
+        shards = [snap.read(path) for path in snap.walk(INDEX_DIR)]
+    assert shards and all(shard.strip() not in (b"", b"{}") for shard in shards)
+    assert not any(b'"many-' in shard for shard in shards)

@@ -8,8 +8,10 @@ Ids are unique among siblings only (as in STAC), so one id maps to a list of ent
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,19 +50,31 @@ def shard_path(ident: str) -> str:
 
 
 class IndexView:
-    """The index as seen from a snapshot, with pending edits for one transaction."""
+    """The index as seen from a snapshot, with pending edits for one transaction.
+
+    Memory follows the edits, not the index: shards read for lookups are kept in a small LRU
+    cache, and edited shards are rendered one at a time when the transaction writes them (a
+    large import into a large repository touches every shard).
+    """
+
+    CACHED_SHARDS = 256
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self._shards: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._shards: OrderedDict[str, dict[str, list[dict[str, Any]]]] = OrderedDict()
         self._edits: dict[str, dict[str, dict[str, Entry | None]]] = {}
         """shard -> id -> entry path -> new entry, or None for a removal."""
 
     def _shard(self, path: str) -> dict[str, list[dict[str, Any]]]:
         """A stored shard as read (cached for lookups; edits are kept apart)."""
-        if path not in self._shards:
-            self._shards[path] = self._read(path)
-        return self._shards[path]
+        shard = self._shards.get(path)
+        if shard is None:
+            shard = self._shards[path] = self._read(path)
+            if len(self._shards) > self.CACHED_SHARDS:
+                self._shards.popitem(last=False)
+        else:
+            self._shards.move_to_end(path)
+        return shard
 
     def _read(self, path: str) -> dict[str, list[dict[str, Any]]]:
         try:
@@ -102,22 +116,33 @@ class IndexView:
     def remove(self, ident: str, path: str) -> None:
         self._edits.setdefault(shard_path(ident), {}).setdefault(ident, {})[path] = None
 
-    def changes(self) -> Iterator[tuple[str, bytes | None]]:
-        """(shard path, new content or None to delete) for every shard edited."""
+    def changes(self) -> Iterator[tuple[str, bytes | Callable[[], bytes] | None]]:
+        """(shard path, new content or None to delete) for every shard edited. A shard that only
+        gains or changes entries is rendered when written (a callable); one that loses entries
+        now, since it may become empty and go."""
         for path in sorted(self._edits):
-            shard = dict(self._shards.pop(path, None) or self._read(path))
-            for ident, edits in self._edits[path].items():
-                rows = {row["path"]: row for row in shard.get(ident, [])}
-                for entry_path, entry in edits.items():
-                    if entry is None:
-                        rows.pop(entry_path, None)
-                    else:
-                        rows[entry_path] = entry.to_json()
-                if rows:
-                    shard[ident] = list(rows.values())
+            edits = self._edits[path]
+            if any(entry is None for rows in edits.values() for entry in rows.values()):
+                content = self._render(path)
+                yield path, content or None
+            else:
+                yield path, functools.partial(self._render, path)
+
+    def _render(self, path: str) -> bytes:
+        """The shard at ``path`` with its edits applied; empty bytes when no entry is left."""
+        shard = dict(self._shards.pop(path, None) or self._read(path))
+        for ident, edits in self._edits[path].items():
+            rows = {row["path"]: row for row in shard.get(ident, [])}
+            for entry_path, entry in edits.items():
+                if entry is None:
+                    rows.pop(entry_path, None)
                 else:
-                    shard.pop(ident, None)
-            yield path, orjson.dumps(shard, option=orjson.OPT_SORT_KEYS) if shard else None
+                    rows[entry_path] = entry.to_json()
+            if rows:
+                shard[ident] = list(rows.values())
+            else:
+                shard.pop(ident, None)
+        return orjson.dumps(shard, option=orjson.OPT_SORT_KEYS) if shard else b""
 
 
 def iter_all(snapshot: Snapshot) -> Iterator[Entry]:

@@ -24,7 +24,7 @@ from ..backends.base import STATE_DIR, ChangeSet, Snapshot
 from ..errors import Conflict, InvalidStac, NotFound, UsageError
 from . import extent as ext
 from .document import StacType, dumps, identify, parse_json, read_json_bytes
-from .index import Entry, IndexView, shard_path
+from .index import INDEX_DIR, Entry, IndexView, shard_path
 from .layout import ROOT_PATH, asset_name, child_path, folder_of, relative_href, segment
 from .partition import (
     Layout,
@@ -637,9 +637,10 @@ class Planner:
                 continue
             keep = set(survivors)
             deletes.update(p for p in self.snapshot.walk(path) if p not in keep)
-        # Unchanged documents and assets need no write.
+        # Unchanged documents and assets need no write. Index shards are taken as changed: they
+        # are rendered when written, one at a time, and rewriting one as it was is harmless.
         for path in list(writes):
-            if self._in_fresh_folder(path):
+            if self._in_fresh_folder(path) or path.startswith(f"{INDEX_DIR}/"):
                 continue
             try:
                 stored = self.snapshot.read(path)
