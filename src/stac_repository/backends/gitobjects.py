@@ -157,8 +157,8 @@ class TreeStream:
         name = folder.rsplit("/", 1)[-1].encode()
         if oid is not None:
             parent[name] = (TREE, oid.raw)
-        else:
-            parent.pop(name, None)
+        elif name in parent and parent[name][0] == TREE:  # a file of that name stays
+            del parent[name]
 
     def _write(self, folder: str, entries: dict[bytes, tuple[int, bytes]]) -> pygit2.Oid | None:
         if self.on_close is not None:
