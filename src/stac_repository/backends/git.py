@@ -750,6 +750,8 @@ class GitBackend(Backend):
         for path, entry in changes.items():
             if entry is None:
                 _remove(self.root / path, self.root)
+                # and what a writer killed while creating this path left beside it
+                _remove(_worktree_tmp(self.root / path), self.root)
                 touched.add((self.root / path).parent)
                 with contextlib.suppress(OSError):
                     index.remove(path)
@@ -777,7 +779,7 @@ class GitBackend(Backend):
         touched = {target.parent, *(new.parent for new in _make_folder(target.parent, self.root))}
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        tmp = target.with_name(f".{target.name}.stac-repository-tmp")
+        tmp = _worktree_tmp(target)
         pointer = view._pointer(path, blob)
         try:
             with self.lfs.open(pointer, path) if pointer is not None else io.BytesIO(blob.data) as stream:
@@ -900,6 +902,11 @@ def adopt_head(path: Path, branch: str) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _worktree_tmp(target: Path) -> Path:
+    """Where a working-tree file is written before it is renamed into place."""
+    return target.with_name(f".{target.name}.stac-repository-tmp")
 
 
 def _short(branch: str) -> str:
