@@ -560,9 +560,8 @@ def _watch_open(path: Path, then: Callable[[], None]) -> threading.Thread:
 def _two_asset_item(folder: Path) -> Path:
     """An item whose first asset is big (so copying it takes a while) and second is small."""
     folder.mkdir()
-    (folder / "a.bin").write_bytes(
-        os.urandom(96 << 20)
-    )  # copying it outlasts a late watcher on a busy machine
+    # 96 MiB: copying it outlasts a watcher that wakes late on a busy machine
+    (folder / "a.bin").write_bytes(os.urandom(96 << 20))
     (folder / "b.bin").write_bytes(b"small asset\n")
     item = {
         "type": "Feature",

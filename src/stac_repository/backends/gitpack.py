@@ -20,7 +20,6 @@ from typing import BinaryIO
 
 import pygit2
 
-BLOB_TYPE = 3
 _NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 TMP_PREFIX = ".stac-repository-tmp-pack-"
 """Temporary pack files in ``objects/pack``; recovery removes them (never a name git uses)."""
@@ -55,9 +54,6 @@ class PackWriter:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def add_blob(self, data: bytes) -> pygit2.Oid:
-        return self.add(BLOB_TYPE, data)
 
     def add(self, kind: int, data: bytes) -> pygit2.Oid:
         """Store an object of ``kind`` (pack type codes are libgit2's: tree 2, blob 3)."""

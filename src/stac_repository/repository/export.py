@@ -87,10 +87,6 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO) -> None:
         shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _copy_out(snapshot: Snapshot, path: str, target: Path, out: _Out | None = None) -> None:
-    (out or _Out()).copy(snapshot, path, target)
-
-
 class _Changed(Exception):
     """The repository changed under a reader: its copy is thrown away and made again."""
 
@@ -249,6 +245,7 @@ def extract_subtrees(
     sub-folder each, named after the object's folder.
     """
     entries = list(entries)
+    out = _Out()
     with fsutil.staged_folder(destination) as tmp:
         for entry in entries:
             folder = folder_of(entry.path)
@@ -256,17 +253,16 @@ def extract_subtrees(
             for path in snapshot.walk(folder):
                 rel = path[len(folder) + 1 :]
                 if not path.endswith(".json"):
-                    _copy_out(snapshot, path, target / rel)
+                    out.copy(snapshot, path, target / rel)
                     continue
                 raw = snapshot.read(path)
                 try:
                     doc = parse_json(raw, file=path)
                     identify(doc, file=path)
                 except Exception:
-                    _copy_out(snapshot, path, target / rel)
+                    out.copy(snapshot, path, target / rel)
                     continue
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                (target / rel).write_bytes(dumps(_rebase(doc, path, entry.path)))
+                out.write(target / rel, dumps(_rebase(doc, path, entry.path)))
 
 
 def _rebase(doc: dict[str, Any], path: str, new_root: str) -> dict[str, Any]:
