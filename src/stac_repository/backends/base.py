@@ -48,7 +48,8 @@ class ChangeSet:
     writes: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
     """Documents by path; a callable produces its bytes when the backend writes it (so that a
     large transaction need not hold every document in memory)."""
-    blobs: dict[str, Path] = field(default_factory=dict)
+    blobs: dict[str, str | Path] = field(default_factory=dict)
+    """Files to copy in, by path: the local file each is copied from."""
     deletes: set[str] = field(default_factory=set)
     summary: dict[str, Any] = field(default_factory=dict)
 

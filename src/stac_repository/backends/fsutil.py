@@ -79,7 +79,7 @@ def write_file(path: Path | str, data: bytes, *, fsync: bool) -> None:
         os.close(fd)
 
 
-def open_regular(source: Path) -> BinaryIO:
+def open_regular(source: str | Path) -> BinaryIO:
     """Open a file for reading only if it is a regular file *now*: a FIFO or device put in its
     place after it was checked would block a writer that holds the lock, or never end."""
     fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)

@@ -524,13 +524,13 @@ class GitBackend(Backend):
     def _store_blob(
         self,
         path: str,
-        source: Path,
+        source: str | Path,
         threshold: int,
         written: _Written,
         create: Callable[[bytes], pygit2.Oid],
     ) -> tuple[pygit2.Oid, bool]:
         try:
-            size = source.stat().st_size
+            size = os.stat(source).st_size
         except OSError as exc:
             raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
         name = path.rsplit("/", 1)[-1]

@@ -82,7 +82,7 @@ class Store:
     def path(self, oid: str) -> Path:
         return self.root / "objects" / oid[:2] / oid[2:4] / oid
 
-    def add(self, source: Path) -> Pointer:
+    def add(self, source: str | Path) -> Pointer:
         """Stream ``source`` into the store (hashing while copying); the pointer to commit.
 
         The caller makes the new object durable (fsync), with the rest of its transaction.

@@ -36,7 +36,7 @@ from .partition import (
     partition_tree,
 )
 from .partition import keys as partition_keys
-from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_target
+from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_path, pack
 
 JSON = "application/json"
 SUMMARY_IDS = 1000
@@ -65,7 +65,7 @@ class _Product:
 
     tree: SourceNode
     paths: dict[int, str]
-    by_file: dict[Path, str]
+    by_file: dict[str, str]
     folder: Path
     version: str | None
     processor: str | None
@@ -86,13 +86,13 @@ class Planner:
         self.allow_outside_assets = allow_outside_assets
         self._docs: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
-        self.blobs: dict[str, Path] = {}
+        self.blobs: dict[str, str] = {}  # stored path -> source file (symbolic links resolved)
         self.deletes: set[str] = set()
         self.outcome = Outcome()
         self.objects_written = 0
         self.layout = layout or Layout()
         self._tree_parents: dict[str, str] = {}
-        self._lazy: dict[str, tuple[Path, str | None, dict[str, Any]]] = {}
+        self._lazy: dict[str, tuple[str, str | None, bytes]] = {}  # path -> source, digest, packed patch
         self._old_objects: dict[str, str] = {}  # path -> id of stored objects this plan removes
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
         self._paths = RealPaths()
@@ -307,7 +307,7 @@ class Planner:
         product = _Product(
             tree=tree,
             paths=paths,
-            by_file={node.file: paths[id(node)] for node in tree.walk()},
+            by_file={node.filename: paths[id(node)] for node in tree.walk()},
             folder=tree.file.parent,
             version=version,
             processor=processor,
@@ -320,17 +320,18 @@ class Planner:
         """Write ``node`` and its descendants (a method, not a closure calling itself: that
         would be a reference cycle keeping the whole tree alive until the next GC pass)."""
         path = product.paths[id(node)]
-        doc = copy.copy(node.doc)
+        source = node.doc  # of a lazy item, a fresh copy: read it once
+        doc = copy.copy(source)
         inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
         child_covs = [self._emit(product, c, path, inner) for c in node.children]
         files = _LocalFiles(path, node)
         doc["links"] = self._links_for(
-            node, path, parent_path, product.paths, product.by_file, files, product.folder
+            node, source, path, parent_path, product.paths, product.by_file, files, product.folder
         )
         if node.kind is StacType.ITEM:
             self._set_collection(doc, path, self.effective_parent(parent_path), collections)
         if doc.get("assets"):
-            doc["assets"] = self._copy_assets(node, files, product.folder)
+            doc["assets"] = self._copy_assets(node, source, files, product.folder)
         cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
         if node.kind is StacType.COLLECTION:
             doc["extent"] = copy.deepcopy(doc["extent"])
@@ -341,7 +342,7 @@ class Planner:
             patch: dict[str, Any] = {"links": doc["links"], "collection": doc.get("collection")}
             if "assets" in doc:
                 patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
-            self._lazy[path] = (node.file, node.digest, patch)
+            self._lazy[path] = (node.filename, node.digest, pack(patch))
         else:
             self._docs[path] = doc
             self._touch(path)
@@ -375,10 +376,11 @@ class Planner:
     def _links_for(
         self,
         node: SourceNode,
+        source: dict[str, Any],
         path: str,
         parent_path: str,
         paths: dict[int, str],
-        by_file: dict[Path, str],
+        by_file: dict[str, str],
         files: _LocalFiles,
         product_folder: Path,
     ) -> list[dict[str, Any]]:
@@ -400,13 +402,13 @@ class Planner:
             link.setdefault("type", JSON)
             links.append(link)
         links.extend(node.remote_children)
-        for link in node.doc.get("links", []):
+        for link in source.get("links", []):
             if link.get("rel") in STRUCTURAL_RELS:
                 continue
-            target = local_target(link["href"], node.file)
+            target = local_path(link["href"], node.filename)
             if target is not None:
                 resolved = self._paths.resolve(target)
-                real = Path(resolved.real)
+                real = resolved.real
                 stored = by_file.get(real)
                 if stored is not None:
                     link = {**link, "href": relative_href(path, stored)}
@@ -427,7 +429,7 @@ class Planner:
             links.append(link)
         return links
 
-    def _may_read(self, target: Path, product_folder: Path) -> bool:
+    def _may_read(self, target: str, product_folder: Path) -> bool:
         """May this local file be read? ``target`` must have its symbolic links resolved."""
         roots = self.asset_roots | {product_folder}
         return self.allow_outside_assets or any(inside(target, r, resolved=True) for r in roots)
@@ -457,11 +459,13 @@ class Planner:
         href = relative_href(path, collections[target])
         doc["links"].insert(2, {"rel": "collection", "href": href, "type": JSON})
 
-    def _copy_assets(self, node: SourceNode, files: _LocalFiles, product_folder: Path) -> dict[str, Any]:
+    def _copy_assets(
+        self, node: SourceNode, source: dict[str, Any], files: _LocalFiles, product_folder: Path
+    ) -> dict[str, Any]:
         assets: dict[str, Any] = {}
-        for key, asset in node.doc["assets"].items():
+        for key, asset in source["assets"].items():
             href = asset.get("href")
-            target = local_target(href, node.file) if isinstance(href, str) else None
+            target = local_path(href, node.filename) if isinstance(href, str) else None
             if target is None:  # remote, or an asset definition without a file
                 assets[key] = asset
                 continue
@@ -471,7 +475,7 @@ class Planner:
                 self.outcome.warnings.append(f"{where}: local file {href!r} is missing; href kept as given")
                 assets[key] = {**asset, "href": href.replace("\\", "/")}
                 continue
-            real = Path(resolved.real)
+            real = resolved.real
             if not self._may_read(real, product_folder):
                 folders = ", ".join(sorted(str(r) for r in self.asset_roots | {product_folder}))
                 raise InvalidStac(
@@ -657,7 +661,7 @@ class Planner:
     def _in_fresh_folder(self, path: str) -> bool:
         return any(path.startswith(f"{folder}/") for folder in self._fresh_folders)
 
-    def _same_file(self, path: str, source: Path) -> bool:
+    def _same_file(self, path: str, source: str) -> bool:
         """Is the stored file at ``path`` byte-identical to ``source``? (streamed comparison)"""
         if self._in_fresh_folder(path) or not self.snapshot.exists(path):
             return False
@@ -672,7 +676,7 @@ class Planner:
         except OSError:
             return False
 
-    def _object_summary(self, writes: dict[str, bytes], blobs: dict[str, Path]) -> dict[str, Any]:
+    def _object_summary(self, writes: dict[str, Any], blobs: dict[str, str]) -> dict[str, Any]:
         """STAC ids added, updated (content changed) and removed, with counts; lists capped."""
 
         def top_down(objects: dict[str, str]) -> dict[str, str]:
@@ -715,9 +719,9 @@ class _LocalFiles:
         self.folder = folder_of(path)
         self.taken = {posixpath.basename(path).lower()}
         self.taken.update(segment(c.id).lower() for c in node.children)
-        self.by_source: dict[Path, str] = {}
+        self.by_source: dict[str, str] = {}
 
-    def add(self, planner: Planner, href: str, real: Path) -> str:
+    def add(self, planner: Planner, href: str, real: str) -> str:
         """``real``: the source with its symbolic links resolved."""
         if real not in self.by_source:
             name = asset_name(href, self.taken)
@@ -726,15 +730,16 @@ class _LocalFiles:
         return f"./{self.by_source[real]}"
 
 
-def render_item(file: Path, digest: str | None, patch: dict[str, Any]) -> bytes:
+def render_item(file: str, digest: str | None, packed_patch: bytes) -> bytes:
     """The stored form of a lazily planned item: its source re-read, with the planned fields.
 
     Refuses a source that changed since it was validated.
     """
-    raw = read_json_bytes(file)
+    raw = read_json_bytes(Path(file))
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
-        raise InvalidStac("the file changed while it was being ingested; ingest it again", file=str(file))
-    doc = parse_json(raw, file=str(file))
+        raise InvalidStac("the file changed while it was being ingested; ingest it again", file=file)
+    doc = parse_json(raw, file=file)
+    patch = parse_json(packed_patch, file=file)
     doc["links"] = patch["links"]
     if "asset_hrefs" in patch:
         doc["assets"] = {

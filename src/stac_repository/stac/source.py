@@ -8,13 +8,17 @@ when the caller allows it). Remote links are left for the planner to keep as the
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+import orjson
 
 from ..errors import InvalidStac
 from .document import StacType, parse_json, read_json_bytes, version_tuple
@@ -24,27 +28,90 @@ MAX_DEPTH = 256
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collection"})
 
 
-@dataclass(slots=True)
 class SourceNode:
-    kind: StacType
-    doc: dict[str, Any]
-    """The document; for items loaded lazily, only the fields planning needs (see :func:`stub`)."""
-    file: Path  # absolute, resolved
-    children: list[SourceNode] = field(default_factory=list)
-    link_of_child: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """The original child/item link of each child, by ``id()`` of the child node."""
-    remote_children: list[dict[str, Any]] = field(default_factory=list)
-    bucket_key: str | None = None
-    """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
-    bucket_level: int = 0
-    digest: str | None = None
-    """sha256 of the file's bytes as read and validated (None for nodes not read from disk)."""
-    lazy: bool = False
-    """True when ``doc`` is a stub: the full document is read again when it is written."""
+    """One document of a product tree.
+
+    A lazily loaded item keeps only a stub (see :func:`stub`), packed as compact JSON: a bulk
+    ingest holds a node per item, and a few hundred bytes each is what keeps that flat."""
+
+    __slots__ = (
+        "_doc",
+        "_file",
+        "_id",
+        "_packed",
+        "bucket_key",
+        "bucket_level",
+        "children",
+        "digest",
+        "kind",
+        "link_of_child",
+        "remote_children",
+    )
+
+    def __init__(
+        self,
+        *,
+        kind: StacType,
+        doc: dict[str, Any],
+        file: Path | str,
+        children: list[SourceNode] | None = None,
+        link_of_child: dict[int, dict[str, Any]] | None = None,
+        remote_children: list[dict[str, Any]] | None = None,
+        bucket_key: str | None = None,
+        bucket_level: int = 0,
+        digest: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self._doc: dict[str, Any] | None = doc
+        self._packed: bytes | None = None
+        self._id: str | None = None
+        self._file = os.fspath(file)  # absolute, resolved; a string is a fraction of a Path's size
+        self.children: list[SourceNode] = children if children is not None else []
+        self.link_of_child: dict[int, dict[str, Any]] = link_of_child if link_of_child is not None else {}
+        """Fields of the original child/item link of each child other than rel and href, by ``id()``
+        of the child node (read-only: equal ones are shared)."""
+        self.remote_children: list[dict[str, Any]] = remote_children if remote_children is not None else []
+        self.bucket_key = bucket_key
+        """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
+        self.bucket_level = bucket_level
+        self.digest = digest
+        """sha256 of the file's bytes as read and validated (None for nodes not read from disk)."""
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The document; for a lazy item, a fresh copy of its stub at every call."""
+        if self._doc is not None:
+            return self._doc
+        assert self._packed is not None
+        return parse_json(self._packed, file=self._file)
+
+    @doc.setter
+    def doc(self, value: dict[str, Any]) -> None:
+        self._doc, self._packed, self._id = value, None, None
+
+    @property
+    def file(self) -> Path:
+        return Path(self._file)
+
+    @property
+    def filename(self) -> str:
+        """:attr:`file` as a string (no Path made)."""
+        return self._file
+
+    @property
+    def lazy(self) -> bool:
+        """True when ``doc`` is a stub: the full document is read again when it is written."""
+        return self._packed is not None
+
+    def make_lazy(self, item: dict[str, Any]) -> None:
+        """Keep only the stub of ``item``, packed."""
+        self._id = str(item["id"])
+        self._packed = pack(stub(item))
+        self._doc = None
 
     @property
     def id(self) -> str:
-        return str(self.doc["id"])
+        return self._id if self._id is not None else str(self.doc["id"])
 
     def walk(self) -> list[SourceNode]:
         out, stack = [], [self]
@@ -53,6 +120,28 @@ class SourceNode:
             out.append(node)
             stack.extend(reversed(node.children))
         return out
+
+
+def pack(doc: dict[str, Any]) -> bytes:
+    """Compact JSON to hold in memory; :func:`~.document.parse_json` reads it back exactly."""
+    try:
+        return bytes(memoryview(orjson.dumps(doc)))  # orjson's buffer is kilobytes too large: trim it
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: parse_json reads them back exact
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_PLAIN_HREF = re.compile(r"(?:\./)?((?:[^/:\\%#?]+/)*[^/:\\%#?]+)")
+"""A relative href with no scheme, query, fragment, escape, backslash or empty segment."""
+
+
+def local_path(href: str, base: str) -> str | None:
+    """:func:`local_target` as a string; the common relative href is joined without parsing."""
+    plain = _PLAIN_HREF.fullmatch(href)
+    if plain is not None and "/./" not in f"/{plain[1]}/":
+        folder = os.path.dirname(base)
+        return f"{folder if folder != '/' else ''}/{plain[1]}"
+    target = local_target(href, Path(base))
+    return None if target is None else str(target)
 
 
 def local_target(href: str, base: Path) -> Path | None:
@@ -156,6 +245,7 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
     folder = root_file.parent
     seen: set[Path] = set()
     paths = RealPaths()
+    shared_fields: dict[bytes, dict[str, Any]] = {}
 
     def load(file: Path, depth: int, st: os.stat_result | None = None) -> SourceNode:
         seen.add(file)
@@ -170,7 +260,7 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         if kind is StacType.ITEM:
             _check_old_commons(doc, file)
             if lazy_items:
-                node.doc, node.lazy = stub(doc), True
+                node.make_lazy(doc)
             return node
         for link in doc.get("links", []):
             if link.get("rel") not in ("child", "item"):
@@ -195,9 +285,21 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             if depth >= MAX_DEPTH:
                 raise InvalidStac(f"catalog nested deeper than {MAX_DEPTH} levels", file=str(file))
             child = load(target, depth + 1, resolved.stat)
-            node.link_of_child[id(child)] = link
+            node.link_of_child[id(child)] = link_fields(link)
             node.children.append(child)
+        # The child and item links now live in the nodes: a large collection's would otherwise
+        # stay in memory twice, as its document and as the product's nodes.
+        doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in ("child", "item")]
         return node
+
+    def link_fields(link: dict[str, Any]) -> dict[str, Any]:
+        """A child link's fields other than rel and href; equal ones shared (read-only)."""
+        fields = {k: v for k, v in link.items() if k not in ("rel", "href")}
+        try:
+            key = orjson.dumps(fields)
+        except orjson.JSONEncodeError:
+            return fields
+        return shared_fields.setdefault(key, fields)
 
     return load(root_file, 0)
 

@@ -1,0 +1,53 @@
+"""Reading products: href resolution and the compact form of lazily loaded items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stac_repository.stac.source import load_tree, local_path, local_target
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.text(st.sampled_from(list("ab./:\\%#?é ")), max_size=14),
+    st.sampled_from(["/x/y/item.json", "/item.json", "/a b/c/item.json"]),
+)
+def test_the_fast_href_join_agrees_with_the_parsing_one(href: str, base: str) -> None:
+    expected = local_target(href, Path(base))
+    assert local_path(href, base) == (None if expected is None else str(expected))
+
+
+def test_a_lazy_item_keeps_its_stub_exactly(tmp_path: Path) -> None:
+    """Integers beyond 64 bits, unicode and nested links survive the packed stub."""
+    item = {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "id": "grand-é",
+        "geometry": {"type": "Point", "coordinates": [0.5, 1.5]},
+        "bbox": [-123456789012345678901234567890, 0, 1, 2],
+        "properties": {"datetime": "2024-01-01T00:00:00Z", "title": "dropped from the stub"},
+        "links": [{"rel": "license", "href": "https://example.com/l", "title": "ü"}],
+        "assets": {"data": {"href": "./data.tif", "roles": ["data"]}},
+    }
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    collection = json.loads((CORPUS / "rustac/spec-examples/v1.1.0/collection.json").read_text())
+    collection["links"] = [{"rel": "item", "href": "./item.json", "type": "application/json"}]
+    (tmp_path / "collection.json").write_text(json.dumps(collection))
+
+    tree = load_tree(tmp_path / "collection.json", lazy_items=True)
+
+    [node] = tree.children
+    assert node.lazy and node.id == "grand-é"
+    assert node.doc["bbox"] == item["bbox"] and isinstance(node.doc["bbox"][0], int)
+    assert node.doc["links"] == item["links"]
+    assert node.doc["assets"] == {"data": {"href": "./data.tif"}}
+    assert "title" not in node.doc["properties"]
+    assert node.doc is not node.doc  # a fresh copy each time: planning may change it freely
+    assert tree.link_of_child[id(node)] == {"type": "application/json"}
+    assert not any(link["rel"] == "item" for link in tree.doc["links"])
