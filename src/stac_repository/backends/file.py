@@ -20,6 +20,7 @@ multi-file reads (export, backup) can verify and retry instead of returning a mi
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime as dt
 import os
@@ -231,7 +232,7 @@ class FileBackend(Backend):
             fsutil.write_file(staged / "generation", str(generation).encode(), fsync=False)
             writes.append(("generation", f"{LOCAL_DIR}/generation"))
             if self.fsync:
-                fsutil.sync_files([f"{prefix}{name}" for name, _ in writes])
+                fsutil.sync_files(staged, (prefix + name for name, _ in writes))
                 fsutil.fsync_dir(staged)
         except OSError as exc:
             raise BackendError(f"cannot stage the transaction: {exc.strerror or exc}") from exc
@@ -268,17 +269,21 @@ class FileBackend(Backend):
         touched: set[str] = set()  # folders where a rename happened
         emptied: set[str] = set()  # folders something was moved out of: maybe empty now
         folders = _Folders()
-        done: list[tuple[str, str]] = []  # (from, to) of every rename made
+        # Every rename made, in order, as one number (a large transaction makes hundreds of
+        # thousands): -1-n delete n moved to the trash; 2n the old version of write n moved
+        # there; 2n+1 write n put in place.
+        done = array.array("q")
+        deletes, writes = record["deletes"], record["writes"]
         try:
             trash.mkdir(exist_ok=True)
-            for n, path in enumerate(record["deletes"]):
+            for n, path in enumerate(deletes):
                 target = root + path
                 if os.path.lexists(target):
                     os.replace(target, f"{trash}/{n}")
-                    done.append((target, f"{trash}/{n}"))
+                    done.append(-1 - n)
                     touched.add(os.path.dirname(target))
                     emptied.add(os.path.dirname(target))
-            for name, path in record["writes"]:
+            for n, (name, path) in enumerate(writes):
                 source = staged + name
                 if os.path.exists(source):
                     target = root + path
@@ -286,15 +291,23 @@ class FileBackend(Backend):
                     # In a folder this apply created nothing can be in the way.
                     if not folders.make(folder) and os.path.lexists(target):
                         os.replace(target, f"{trash}/old-{name}")  # the old version, kept for undo
-                        done.append((target, f"{trash}/old-{name}"))
+                        done.append(2 * n)
                     os.replace(source, target)
-                    done.append((source, target))
+                    done.append(2 * n + 1)
                     touched.add(folder)
                     _crash_point("applying")
         except OSError as exc:
             if not undo_on_error:
                 raise BackendError(f"cannot finish the last transaction: {exc.strerror or exc}") from exc
-            self._undo(done, touched)
+            renames = []
+            for step in done:
+                if step < 0:
+                    renames.append((root + deletes[-1 - step], f"{trash}/{-1 - step}"))
+                else:
+                    name, path = writes[step // 2]
+                    source = staged + name if step % 2 else f"{trash}/old-{name}"
+                    renames.append((source, root + path) if step % 2 else (root + path, source))
+            self._undo(renames, touched)
             raise BackendError(f"cannot write into the repository: {exc.strerror or exc}") from exc
         if self.fsync:
             fsutil.sync_folders(sorted(touched))

@@ -8,19 +8,17 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UsageError
 
 
-def sync_files(paths: Sequence[Path | str]) -> None:
-    """Make written files durable: one syncfs(2) for the whole file system where Linux offers
-    it (a transaction may stage thousands of files), else one fsync per file."""
-    if not paths:
-        return
-    if _syncfs(os.path.dirname(paths[0]) or "."):
+def sync_files(folder: Path | str, paths: Iterable[Path | str]) -> None:
+    """Make files written into ``folder`` durable: one syncfs(2) for the whole file system where
+    Linux offers it (a transaction may stage thousands of files), else one fsync per file."""
+    if _syncfs(folder):
         return
     for path in paths:
         fd = os.open(path, os.O_RDONLY)

@@ -86,6 +86,8 @@ DEFAULT_BRANCH = "main"
 DEFAULT_AUTHOR = ("stac-repository", "stac-repository@localhost")
 DEFAULT_LFS_THRESHOLD = 0
 PACK_THRESHOLD = 64
+_CACHED_FOLDERS = 1024
+"""Folders whose LFS names a snapshot remembers."""
 """Files in one transaction from which its blobs go into one pack instead of loose objects."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
@@ -229,6 +231,8 @@ class GitSnapshot(Snapshot):
             entry = self._raw_entry(_join(folder, lfs.ATTRIBUTES))
             if entry is not None and entry.filemode in FILE_MODES:
                 names = lfs.parse_attributes(self.repo[entry.id].data)
+            if len(self._lfs_names) >= _CACHED_FOLDERS:  # a bulk ingest visits a folder per item
+                self._lfs_names.clear()
             self._lfs_names[folder] = names
         return names
 

@@ -323,7 +323,7 @@ class Planner:
         source = node.doc  # of a lazy item, a fresh copy: read it once
         doc = copy.copy(source)
         inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
-        child_covs = [self._emit(product, c, path, inner) for c in node.children]
+        children_cov = ext.union(self._emit(product, c, path, inner) for c in node.children)
         files = _LocalFiles(path, node)
         doc["links"] = self._links_for(
             node, source, path, parent_path, product.paths, product.by_file, files, product.folder
@@ -332,7 +332,7 @@ class Planner:
             self._set_collection(doc, path, self.effective_parent(parent_path), collections)
         if doc.get("assets"):
             doc["assets"] = self._copy_assets(node, source, files, product.folder)
-        cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else ext.union(child_covs)
+        cov = ext.item_coverage(doc) if node.kind is StacType.ITEM else children_cov
         if node.kind is StacType.COLLECTION:
             doc["extent"] = copy.deepcopy(doc["extent"])
             cov = ext.union([ext.collection_coverage(doc), cov])
@@ -343,6 +343,8 @@ class Planner:
             if "assets" in doc:
                 patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
             self._lazy[path] = (node.filename, node.digest, pack(patch))
+            if node is not product.tree:
+                node.forget()
         else:
             self._docs[path] = doc
             self._touch(path)

@@ -82,7 +82,7 @@ class SourceNode:
         """The document; for a lazy item, a fresh copy of its stub at every call."""
         if self._doc is not None:
             return self._doc
-        assert self._packed is not None
+        assert self._packed, "the stub of a planned item was dropped"
         return parse_json(self._packed, file=self._file)
 
     @doc.setter
@@ -108,6 +108,12 @@ class SourceNode:
         self._id = str(item["id"])
         self._packed = pack(stub(item))
         self._doc = None
+
+    def forget(self) -> None:
+        """Drop a lazy item's stub once it is planned (a large product holds every node until
+        its whole plan is made); its id stays."""
+        if self._packed is not None:
+            self._packed = b""
 
     @property
     def id(self) -> str:
@@ -181,6 +187,9 @@ class RealPaths:
     a symbolic link is still resolved in full.
     """
 
+    CACHED = 1024
+    """Folders remembered: products with an item per folder have as many folders as items."""
+
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
@@ -199,6 +208,8 @@ class RealPaths:
             return Resolved(os.path.realpath(name), st is not None, target)
         real_folder = self._folders.get(folder)
         if real_folder is None:
+            if len(self._folders) >= self.CACHED:
+                self._folders.clear()
             real_folder = self._folders[folder] = os.path.realpath(folder)
         return Resolved(os.path.join(real_folder, base), st is not None, st)
 
@@ -301,7 +312,13 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             return fields
         return shared_fields.setdefault(key, fields)
 
-    return load(root_file, 0)
+    try:
+        return load(root_file, 0)
+    finally:
+        # ``load`` calls itself through its closure: a reference cycle that would keep ``seen``
+        # (a Path per document) alive until the next garbage collection.
+        seen.clear()
+        load = None  # type: ignore[assignment]
 
 
 def _check_old_commons(doc: dict[str, Any], file: Path) -> None:
