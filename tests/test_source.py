@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stac_repository.stac.source import load_tree, local_path, local_target
+from stac_repository.stac.source import RealPaths, load_tree, local_path, local_target
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -51,3 +54,48 @@ def test_a_lazy_item_keeps_its_stub_exactly(tmp_path: Path) -> None:
     assert node.doc is not node.doc  # a fresh copy each time: planning may change it freely
     assert tree.link_of_child[id(node)] == {"type": "application/json"}
     assert not any(link["rel"] == "item" for link in tree.doc["links"])
+
+
+def _resolved_in_full(name: str) -> str:
+    """What RealPaths promises: the file's folder resolved component by component."""
+    folder, base = os.path.split(name)
+    try:
+        is_link = stat.S_ISLNK(os.lstat(name).st_mode)
+    except OSError:
+        is_link = False
+    if base in ("", ".", "..") or is_link:
+        return os.path.realpath(name)
+    return os.path.join(os.path.realpath(folder), base)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "b", "c", "d", "lnk", "rel", "broken", "..", ".", "f.json"]),
+            min_size=1,
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_folders_resolved_from_their_parents_match_a_full_resolution(
+    links_tree: Path, names: list[list[str]]
+) -> None:
+    paths = RealPaths()  # one cache across the paths, as a product's load uses it
+    for parts in names:
+        name = os.path.join(links_tree, *parts)
+        assert paths.resolve(name).real == _resolved_in_full(name)
+
+
+@pytest.fixture(scope="module")
+def links_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("links")
+    (root / "a/b/c").mkdir(parents=True)
+    (root / "d").mkdir()
+    (root / "a/b/c/f.json").write_text("{}")
+    (root / "d/lnk").symlink_to(root / "a/b")
+    (root / "d/rel").symlink_to("../a")
+    (root / "d/broken").symlink_to(root / "nowhere")
+    return root

@@ -542,9 +542,10 @@ class GitBackend(Backend):
             with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
                 return create(fh.read()), False
         pointer = self.lfs.add(source)
-        stored = self.lfs.path(pointer.oid)
-        written.file(stored)
-        written.folder(*stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
+        if written.tracking:
+            stored = self.lfs.path(pointer.oid)
+            written.file(stored)
+            written.folder(*stored.parents[1:3])  # lfs/objects/aa and lfs/objects, maybe new entries
         return create(pointer.encode()), True
 
     def _update_attributes(
@@ -933,6 +934,11 @@ class _Written:
         self.files: set[Path] = set()
         self.folders: set[Path] = set()
         self.everything = False
+
+    @property
+    def tracking(self) -> bool:
+        """Are paths still listed (no need to make them otherwise)?"""
+        return self.enabled and not self.everything
 
     def file(self, path: Path) -> None:
         if self.enabled and not self.everything:

@@ -13,6 +13,7 @@ O(changed) and tells git exactly which blobs are pointers, whatever their extens
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -78,6 +79,7 @@ class Store:
 
     def __init__(self, git_dir: Path) -> None:
         self.root = git_dir / "lfs"
+        self._made: set[str] = set()  # folders known to exist
 
     def path(self, oid: str) -> Path:
         return self.root / "objects" / oid[:2] / oid[2:4] / oid
@@ -86,10 +88,14 @@ class Store:
         """Stream ``source`` into the store (hashing while copying); the pointer to commit.
 
         The caller makes the new object durable (fsync), with the rest of its transaction.
+        Plain strings and ``os`` calls: a bulk ingest adds an object per asset.
         """
-        tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        root = os.fspath(self.root)
+        tmp_dir = f"{root}/tmp"
+        if tmp_dir not in self._made:
+            os.makedirs(tmp_dir, exist_ok=True)
+            self._made.add(tmp_dir)
+        tmp = f"{tmp_dir}/{_TMP_PREFIX}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         size = 0
         try:
@@ -99,15 +105,23 @@ class Store:
                     dst.write(chunk)
                     size += len(chunk)
             pointer = Pointer(digest.hexdigest(), size)
-            target = self.path(pointer.oid)
-            if target.exists():
-                tmp.unlink()
+            oid = pointer.oid
+            folder = f"{root}/objects/{oid[:2]}/{oid[2:4]}"
+            target = f"{folder}/{oid}"
+            if os.path.exists(target):
                 return pointer
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            if folder not in self._made:
+                os.makedirs(folder, exist_ok=True)
+                self._made.add(folder)
+            try:
+                os.replace(tmp, target)
+            except FileNotFoundError:  # the folder went away since it was made (a cleanup)
+                os.makedirs(folder, exist_ok=True)
+                os.replace(tmp, target)
             return pointer
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def open(self, pointer: Pointer, path: str) -> BinaryIO:
         """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""

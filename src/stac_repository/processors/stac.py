@@ -21,7 +21,7 @@ import orjson
 
 from ..errors import InvalidStac
 from ..stac.document import MAX_DOCUMENT_BYTES, StacType, canonical, dumps, identify, read_json_file
-from ..stac.source import SourceNode, Validate, load_tree, local_target
+from ..stac.source import SourceNode, Validate, load_tree, local_path, local_target
 
 __version__ = "1.0.0"
 
@@ -180,12 +180,13 @@ def _document_hash(doc: Any) -> str:
 def _tree_hash(tree: SourceNode) -> str:
     """A hash of every document of the tree and the size and time of its local asset files."""
     digest = hashlib.sha256()
+    top = os.path.dirname(tree.filename)
     for node in tree.walk():
-        digest.update(os.path.relpath(node.file, tree.file.parent).encode())
+        digest.update(os.path.relpath(node.filename, top).encode())
         digest.update(str(node.digest).encode())
         for asset in (node.doc.get("assets") or {}).values():
             href = asset.get("href") if isinstance(asset, dict) else None
-            target = local_target(href, node.file) if isinstance(href, str) else None
+            target = local_path(href, node.filename) if isinstance(href, str) else None
             if target is not None:
                 try:
                     st = os.stat(target)

@@ -206,12 +206,29 @@ class RealPaths:
             except (OSError, ValueError):
                 target = None
             return Resolved(os.path.realpath(name), st is not None, target)
-        real_folder = self._folders.get(folder)
-        if real_folder is None:
-            if len(self._folders) >= self.CACHED:
-                self._folders.clear()
-            real_folder = self._folders[folder] = os.path.realpath(folder)
-        return Resolved(os.path.join(real_folder, base), st is not None, st)
+        return Resolved(os.path.join(self._real_folder(folder), base), st is not None, st)
+
+    def _real_folder(self, folder: str) -> str:
+        """``realpath(folder)``, from its parent's when that is known: one lstat, not one per
+        component (a product with a folder per item has as many folders as items)."""
+        real = self._folders.get(folder)
+        if real is not None:
+            return real
+        parent, name = os.path.split(folder)
+        real = None
+        if parent and parent != folder and name not in ("", ".", ".."):
+            try:
+                st = os.lstat(folder)
+            except (OSError, ValueError):
+                st = None
+            if st is not None and not stat.S_ISLNK(st.st_mode):
+                real = os.path.join(self._real_folder(parent), name)
+        if real is None:
+            real = os.path.realpath(folder)
+        if len(self._folders) >= self.CACHED:
+            self._folders.clear()
+        self._folders[folder] = real
+        return real
 
 
 def inside(path: Path, folder: Path, *, resolved: bool = False) -> bool:
