@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import itertools
 import os
 import re
 import shutil
@@ -31,6 +33,8 @@ MAX_POINTER_SIZE = 1024
 """git-lfs never treats a blob larger than this as a pointer."""
 
 _TMP_PREFIX = "stac-repository-"
+_IN_MEMORY = 1 << 20
+"""Files up to this size are hashed in memory before anything is written."""
 _ATTRS = "filter=lfs diff=lfs merge=lfs -text"
 _POINTER = re.compile(rb"version (\S+)\noid sha256:([0-9a-f]{64})\nsize (0|[1-9][0-9]*)\n")
 _PLAIN_NAME = re.compile(r'[^\s*?\[\]\\"!#]+')
@@ -80,48 +84,87 @@ class Store:
     def __init__(self, git_dir: Path) -> None:
         self.root = git_dir / "lfs"
         self._made: set[str] = set()  # folders known to exist
+        self._objects = f"{self.root}/objects"
+        self._tmp_dir = f"{self.root}/tmp"
+        self._counter = itertools.count()
 
     def path(self, oid: str) -> Path:
         return self.root / "objects" / oid[:2] / oid[2:4] / oid
 
     def add(self, source: str | Path) -> Pointer:
-        """Stream ``source`` into the store (hashing while copying); the pointer to commit.
+        """Copy ``source`` into the store (hashing on the way); the pointer to commit.
 
         The caller makes the new object durable (fsync), with the rest of its transaction.
-        Plain strings and ``os`` calls: a bulk ingest adds an object per asset.
+        Plain strings and ``os`` calls: a bulk ingest adds an object per asset, most of them
+        small enough to hash in memory before anything is written (and nothing is written
+        when the store has them already).
         """
-        root = os.fspath(self.root)
-        tmp_dir = f"{root}/tmp"
-        if tmp_dir not in self._made:
-            os.makedirs(tmp_dir, exist_ok=True)
-            self._made.add(tmp_dir)
-        tmp = f"{tmp_dir}/{_TMP_PREFIX}{uuid.uuid4().hex}"
+        with fsutil.open_regular(source) as src:
+            if os.fstat(src.fileno()).st_size <= _IN_MEMORY:
+                data = src.read()
+                if len(data) <= _IN_MEMORY:
+                    return self._add_bytes(data)
+                return self._add_stream(io.BytesIO(data), src)
+            return self._add_stream(src)
+
+    def _add_bytes(self, data: bytes) -> Pointer:
+        pointer = Pointer(hashlib.sha256(data).hexdigest(), len(data))
+        target, folder = self._target(pointer.oid)
+        if os.path.exists(target):
+            return pointer
+        tmp = self._tmp()
+        try:
+            fsutil.write_file(tmp, data, fsync=False)
+            self._land(tmp, target, folder)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return pointer
+
+    def _add_stream(self, *parts: BinaryIO) -> Pointer:
+        tmp = self._tmp()
         digest = hashlib.sha256()
         size = 0
         try:
-            with fsutil.open_regular(source) as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
+            with open(tmp, "wb") as dst:
+                for part in parts:
+                    while chunk := part.read(1 << 20):
+                        digest.update(chunk)
+                        dst.write(chunk)
+                        size += len(chunk)
             pointer = Pointer(digest.hexdigest(), size)
-            oid = pointer.oid
-            folder = f"{root}/objects/{oid[:2]}/{oid[2:4]}"
-            target = f"{folder}/{oid}"
+            target, folder = self._target(pointer.oid)
             if os.path.exists(target):
+                os.unlink(tmp)
                 return pointer
-            if folder not in self._made:
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
-            try:
-                os.replace(tmp, target)
-            except FileNotFoundError:  # the folder went away since it was made (a cleanup)
-                os.makedirs(folder, exist_ok=True)
-                os.replace(tmp, target)
+            self._land(tmp, target, folder)
             return pointer
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            raise
+
+    def _target(self, oid: str) -> tuple[str, str]:
+        folder = f"{self._objects}/{oid[:2]}/{oid[2:4]}"
+        return f"{folder}/{oid}", folder
+
+    def _tmp(self) -> str:
+        """A new temporary's name (a writer holds the lock: pid and a counter are unique)."""
+        if self._tmp_dir not in self._made:
+            os.makedirs(self._tmp_dir, exist_ok=True)
+            self._made.add(self._tmp_dir)
+        return f"{self._tmp_dir}/{_TMP_PREFIX}{os.getpid()}-{next(self._counter)}"
+
+    def _land(self, tmp: str, target: str, folder: str) -> None:
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:  # the folder went away since it was made (a cleanup)
+            os.makedirs(folder, exist_ok=True)
+            os.replace(tmp, target)
 
     def open(self, pointer: Pointer, path: str) -> BinaryIO:
         """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""
