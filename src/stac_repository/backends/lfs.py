@@ -89,7 +89,7 @@ class Store:
         self._counter = itertools.count()
 
     def path(self, oid: str) -> Path:
-        return self.root / "objects" / oid[:2] / oid[2:4] / oid
+        return Path(self._target(oid)[0])
 
     def add(self, source: str | Path) -> Pointer:
         """Copy ``source`` into the store (hashing on the way); the pointer to commit.
@@ -146,6 +146,7 @@ class Store:
             raise
 
     def _target(self, oid: str) -> tuple[str, str]:
+        """Where the object ``oid`` lives, and its folder (git-lfs's layout: aa/bb/aabb...)."""
         folder = f"{self._objects}/{oid[:2]}/{oid[2:4]}"
         return f"{folder}/{oid}", folder
 

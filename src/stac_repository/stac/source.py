@@ -85,10 +85,6 @@ class SourceNode:
         assert self._packed, "the stub of a planned item was dropped"
         return parse_json(self._packed, file=self._file)
 
-    @doc.setter
-    def doc(self, value: dict[str, Any]) -> None:
-        self._doc, self._packed, self._id = value, None, None
-
     @property
     def file(self) -> Path:
         return Path(self._file)
