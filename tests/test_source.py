@@ -27,13 +27,15 @@ def test_the_fast_href_join_agrees_with_the_parsing_one(href: str, base: str) ->
 
 
 def test_a_lazy_item_keeps_its_stub_exactly(tmp_path: Path) -> None:
-    """Integers beyond 64 bits, unicode and nested links survive the packed stub."""
+    """Integers beyond 64 bits and unicode survive the packed stub; what planning reads again
+    from the file is not kept."""
     item = {
         "type": "Feature",
         "stac_version": "1.1.0",
         "id": "grand-é",
+        "title": [-123456789012345678901234567890, "ü"],
         "geometry": {"type": "Point", "coordinates": [0.5, 1.5]},
-        "bbox": [-123456789012345678901234567890, 0, 1, 2],
+        "bbox": [0, 0, 1, 2],
         "properties": {"datetime": "2024-01-01T00:00:00Z", "title": "dropped from the stub"},
         "links": [{"rel": "license", "href": "https://example.com/l", "title": "ü"}],
         "assets": {"data": {"href": "./data.tif", "roles": ["data"]}},
@@ -47,10 +49,12 @@ def test_a_lazy_item_keeps_its_stub_exactly(tmp_path: Path) -> None:
 
     [node] = tree.children
     assert node.lazy and node.id == "grand-é"
-    assert node.doc["bbox"] == item["bbox"] and isinstance(node.doc["bbox"][0], int)
-    assert node.doc["links"] == item["links"]
-    assert node.doc["assets"] == {"data": {"href": "./data.tif"}}
-    assert "title" not in node.doc["properties"]
+    assert node.doc == {
+        "id": "grand-é",
+        "properties": {"datetime": "2024-01-01T00:00:00Z"},
+        "title": [-123456789012345678901234567890, "ü"],
+        "assets": {"data": {"href": "./data.tif"}},
+    }
     assert node.doc is not node.doc  # a fresh copy each time: planning may change it freely
     assert tree.link_of_child[id(node)] == {"type": "application/json"}
     assert not any(link["rel"] == "item" for link in tree.doc["links"])

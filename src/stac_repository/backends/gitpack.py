@@ -102,7 +102,7 @@ class PackWriter:
         tmp_idx = self.tmp.with_suffix(".idx")
         try:
             with open(tmp_idx, "wb") as out:
-                out.write(self._index(checksum))
+                self._write_index(out, checksum)
                 out.flush()
                 if fsync:
                     os.fsync(out.fileno())
@@ -118,7 +118,9 @@ class PackWriter:
         self._fh.close()
         self.tmp.unlink(missing_ok=True)
 
-    def _index(self, pack_checksum: bytes) -> bytes:
+    def _write_index(self, out: BinaryIO, pack_checksum: bytes) -> None:
+        """The pack's index, written part by part (a bulk pack's index is tens of megabytes:
+        no part is joined into one buffer)."""
         names = sorted(self._entries)
         fanout = [0] * 256
         for raw in names:
@@ -127,32 +129,37 @@ class PackWriter:
         for k in range(256):
             total += fanout[k]
             fanout[k] = total
-        order = [self._entries[raw] for raw in names]
-        crcs = array.array("I", (self._crcs[n] for n in order))
+        crcs = array.array("I")
         small = array.array("I")
         large = array.array("Q")
-        for n in order:
-            offset = self._offsets[n]
+        entries, offsets = self._entries, self._offsets
+        for raw in names:
+            n = entries[raw]
+            crcs.append(self._crcs[n])
+            offset = offsets[n]
             if offset < _LARGE_OFFSET:
                 small.append(offset)
             else:
                 small.append(_LARGE_OFFSET | len(large))
                 large.append(offset)
-        del order
         if sys.byteorder == "little":  # the index is big-endian
             for numbers in (crcs, small, large):
                 numbers.byteswap()
-        parts = [
-            b"\377tOc" + struct.pack(">I", 2),
-            struct.pack(">256I", *fanout),
-            b"".join(names),
-            crcs.tobytes(),
-            small.tobytes(),
-            large.tobytes(),
-            pack_checksum,
-        ]
-        body = b"".join(parts)
-        return body + hashlib.sha1(body, usedforsecurity=False).digest()
+        digest = hashlib.sha1(usedforsecurity=False)
+
+        def write(part: bytes | array.array[int]) -> None:
+            digest.update(part)
+            out.write(part)
+
+        write(b"\377tOc" + struct.pack(">I", 2))
+        write(struct.pack(">256I", *fanout))
+        for start in range(0, len(names), 4096):
+            write(b"".join(names[start : start + 4096]))
+        del names
+        for numbers in (crcs, small, large):
+            write(numbers)
+        write(pack_checksum)
+        out.write(digest.digest())
 
 
 def temporaries(objects_dir: Path) -> list[Path]:

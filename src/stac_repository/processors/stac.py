@@ -166,10 +166,11 @@ def version_and_tree(product: str, validate: Validate | None = None) -> tuple[st
             return str(declared), None
     if _split(product)[1] is not None:
         return "sha256:" + _document_hash(doc), None
+    del doc  # a large collection's links would otherwise be held twice while the tree loads
     try:
         tree = load_tree(file, validate=validate, lazy_items=True)
     except InvalidStac:  # reported by the validate step, with the file and field
-        return "sha256:" + _document_hash(doc), None
+        return "sha256:" + _document_hash(_load(product)[1]), None
     return "sha256:" + _tree_hash(tree), tree
 
 
@@ -183,7 +184,7 @@ def _tree_hash(tree: SourceNode) -> str:
     top = os.path.dirname(tree.filename)
     for node in tree.walk():
         digest.update(os.path.relpath(node.filename, top).encode())
-        digest.update(str(node.digest).encode())
+        digest.update(b"None" if node.digest is None else node.digest.hex().encode())
         for asset in (node.doc.get("assets") or {}).values():
             href = asset.get("href") if isinstance(asset, dict) else None
             target = local_path(href, node.filename) if isinstance(href, str) else None

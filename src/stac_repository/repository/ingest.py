@@ -220,20 +220,21 @@ def _ingest_one(
                     asset_roots=allowed,
                     layout=repo.layout,
                 )
-                producer = f"{processor_name} {processor.__version__}"
-                planner.ingest(todo.pop(), parent=parent, version=result.version, processor=producer)
-                verb = "update" if planner.outcome.updated else "ingest"
-                message = (
-                    f"{verb} {result.id} ({processor_name} {processor.__version__}, version {result.version})"
-                )
-                summary = {
-                    "product": result.id,
-                    "processor": processor_name,
-                    "processor_version": processor.__version__,
-                    "product_version": result.version,
-                    "objects": planner.objects_written,
-                }
-                commit = tx.commit(planner.changeset(message, summary))
+                try:
+                    producer = f"{processor_name} {processor.__version__}"
+                    planner.ingest(todo.pop(), parent=parent, version=result.version, processor=producer)
+                    verb = "update" if planner.outcome.updated else "ingest"
+                    message = f"{verb} {result.id} ({producer}, version {result.version})"
+                    summary = {
+                        "product": result.id,
+                        "processor": processor_name,
+                        "processor_version": processor.__version__,
+                        "product_version": result.version,
+                        "objects": planner.objects_written,
+                    }
+                    commit = tx.commit(planner.changeset(message, summary))
+                finally:
+                    planner.close()
                 result.warnings.extend(planner.outcome.warnings)
                 result.status = "updated" if planner.outcome.updated else "added"
                 return commit.id if commit else ""

@@ -9,7 +9,6 @@ of the removed object): the cost of a plan does not grow with the size of the ca
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import os
 import posixpath
@@ -36,7 +35,8 @@ from .partition import (
     partition_tree,
 )
 from .partition import keys as partition_keys
-from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_path, pack
+from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_path
+from .spool import Spool, Spooled
 
 JSON = "application/json"
 SUMMARY_IDS = 1000
@@ -92,11 +92,16 @@ class Planner:
         self.objects_written = 0
         self.layout = layout or Layout()
         self._tree_parents: dict[str, str] = {}
-        self._lazy: dict[str, tuple[str, str | None, bytes]] = {}  # path -> source, digest, packed patch
+        self._spool = Spool()
+        self._spooled: dict[str, Spooled] = {}  # path -> stored form of a lazily loaded item
         self._old_objects: dict[str, str] = {}  # path -> id of stored objects this plan removes
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
         self._paths = RealPaths()
         self._fresh_folders: set[str] = set()  # folders found empty in the snapshot
+
+    def close(self) -> None:
+        """Release the plan's temporary file (the ChangeSet's spooled documents go with it)."""
+        self._spool.close()
 
     # -- stored documents ----------------------------------------------------------------
 
@@ -320,7 +325,9 @@ class Planner:
         """Write ``node`` and its descendants (a method, not a closure calling itself: that
         would be a reference cycle keeping the whole tree alive until the next GC pass)."""
         path = product.paths[id(node)]
-        source = node.doc  # of a lazy item, a fresh copy: read it once
+        # A lazy item is read in full again now, and its stored form spooled: its stub holds
+        # only what planning needed before this point.
+        source = _reread(node) if node.lazy else node.doc
         doc = copy.copy(source)
         inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
         children_cov = ext.union(self._emit(product, c, path, inner) for c in node.children)
@@ -338,11 +345,7 @@ class Planner:
             cov = ext.union([ext.collection_coverage(doc), cov])
             ext.apply_coverage(doc, cov)
         if node.lazy:
-            # Only what replaces fields of the item is kept; the rest is re-read when written.
-            patch: dict[str, Any] = {"links": doc["links"], "collection": doc.get("collection")}
-            if "assets" in doc:
-                patch["asset_hrefs"] = {key: asset["href"] for key, asset in doc["assets"].items()}
-            self._lazy[path] = (node.filename, node.digest, pack(patch))
+            self._spooled[path] = self._spool.add(dumps(doc))
             if node is not product.tree:
                 node.forget()
         else:
@@ -631,8 +634,7 @@ class Planner:
                 self.deletes.add(path)
             else:
                 writes[path] = content
-        for path, (file, digest, patch) in self._lazy.items():
-            writes[path] = functools.partial(render_item, file, digest, patch)
+        writes.update(self._spooled)
         deletes = set()
         for path in self.deletes:
             if path in writes or path in self.blobs:
@@ -732,26 +734,15 @@ class _LocalFiles:
         return f"./{self.by_source[real]}"
 
 
-def render_item(file: str, digest: str | None, packed_patch: bytes) -> bytes:
-    """The stored form of a lazily planned item: its source re-read, with the planned fields.
-
-    Refuses a source that changed since it was validated.
-    """
+def _reread(node: SourceNode) -> dict[str, Any]:
+    """The full document of a lazily loaded item, refused if its file changed since it was
+    validated."""
+    file = node.filename
     raw = read_json_bytes(Path(file))
-    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+    if hashlib.sha256(raw).digest() != node.digest:
         raise InvalidStac("the file changed while it was being ingested; ingest it again", file=file)
-    doc = parse_json(raw, file=file)
-    patch = parse_json(packed_patch, file=file)
-    doc["links"] = patch["links"]
-    if "asset_hrefs" in patch:
-        doc["assets"] = {
-            key: {**asset, "href": patch["asset_hrefs"][key]} for key, asset in doc["assets"].items()
-        }
-    if patch["collection"] is None:
-        doc.pop("collection", None)
-    else:
-        doc["collection"] = patch["collection"]
-    return dumps(doc)
+    doc: dict[str, Any] = parse_json(raw, file=file)
+    return doc
 
 
 def root_catalog(

@@ -59,7 +59,7 @@ class SourceNode:
         remote_children: list[dict[str, Any]] | None = None,
         bucket_key: str | None = None,
         bucket_level: int = 0,
-        digest: str | None = None,
+        digest: bytes | None = None,
     ) -> None:
         self.kind = kind
         self._doc: dict[str, Any] | None = doc
@@ -75,7 +75,8 @@ class SourceNode:
         """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
         self.bucket_level = bucket_level
         self.digest = digest
-        """sha256 of the file's bytes as read and validated (None for nodes not read from disk)."""
+        """sha256 of the file's bytes as read and validated (None for nodes not read from disk); raw
+        bytes, not hex: a bulk ingest holds one per item."""
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -238,21 +239,14 @@ Validate = Callable[[dict[str, Any], StacType, Path], None]
 
 
 def stub(item: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an item that planning reads; the rest is re-read when the item is written.
-
-    Keeps memory flat in the number of items of a product."""
+    """The fields of an item read before it is planned: its partition keys, the hrefs of its
+    assets (the product's version hash covers their files) and a title for its link. Planning
+    reads the whole item again; keeping only this keeps memory flat in the number of items."""
     props = item.get("properties") or {}
     keep = ("datetime", "start_datetime", "end_datetime")
-    out: dict[str, Any] = {
-        "id": item["id"],
-        "type": item.get("type"),
-        "stac_version": item.get("stac_version"),
-        "bbox": item.get("bbox"),
-        "properties": {k: props[k] for k in keep if k in props},
-        "links": [link for link in item.get("links", []) if link.get("rel") not in STRUCTURAL_RELS],
-    }
-    if "collection" in item:
-        out["collection"] = item["collection"]
+    out: dict[str, Any] = {"id": item["id"], "properties": {k: props[k] for k in keep if k in props}}
+    if "title" in item:
+        out["title"] = item["title"]
     if isinstance(item.get("assets"), dict):
         out["assets"] = {key: {"href": asset["href"]} for key, asset in item["assets"].items()}
     return out
@@ -280,14 +274,22 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             raise InvalidStac("an ItemCollection cannot be a child", file=str(file))
         if validate is not None:
             validate(doc, kind, file)
-        node = SourceNode(kind=kind, doc=doc, file=file, digest=hashlib.sha256(raw).hexdigest())
+        node = SourceNode(kind=kind, doc=doc, file=file, digest=hashlib.sha256(raw).digest())
         if kind is StacType.ITEM:
             _check_old_commons(doc, file)
             if lazy_items:
                 node.make_lazy(doc)
             return node
-        for link in doc.get("links", []):
+        # The child and item links move into the nodes: the document keeps the others (in the
+        # same place), and a large collection's links are freed one by one as they load.
+        links = doc.get("links")
+        kept: list[dict[str, Any]] = []
+        doc["links"] = kept
+        links = list(reversed(links)) if isinstance(links, list) else []
+        while links:
+            link = links.pop()
             if link.get("rel") not in ("child", "item"):
+                kept.append(link)
                 continue
             target = local_target(link["href"], file)
             if target is None:
@@ -311,9 +313,6 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             child = load(target, depth + 1, resolved.stat)
             node.link_of_child[id(child)] = link_fields(link)
             node.children.append(child)
-        # The child and item links now live in the nodes: a large collection's would otherwise
-        # stay in memory twice, as its document and as the product's nodes.
-        doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in ("child", "item")]
         return node
 
     def link_fields(link: dict[str, Any]) -> dict[str, Any]:
