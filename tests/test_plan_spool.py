@@ -21,7 +21,7 @@ from .test_repository import collection, item, write
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.binary(max_size=300), max_size=60), st.integers(min_value=1, max_value=512))
+@given(st.lists(st.binary(max_size=300), max_size=60), st.integers(min_value=2, max_value=512))
 def test_spooled_bytes_come_back_exactly(docs: list[bytes], buffer: int) -> None:
     # Small buffers: documents straddle many flushes to the file.
     with Spool(buffer=buffer) as spool:

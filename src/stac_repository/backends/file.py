@@ -113,7 +113,7 @@ class _FileTransaction(Transaction):
 
     def commit(self, changes: ChangeSet) -> Commit | None:
         changes.check()
-        for path in [*changes.writes, *changes.blobs, *changes.deletes]:
+        for path in changes.paths():
             if path == LOCAL_DIR or path.startswith(LOCAL_DIR + "/"):
                 raise BackendError(f"refused write to backend-private path {path!r}")
         if changes.is_empty():

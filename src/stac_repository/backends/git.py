@@ -295,7 +295,7 @@ class _GitTransaction(Transaction):
 
     def commit(self, changes: ChangeSet) -> Commit | None:
         changes.check()
-        for path in [*changes.writes, *changes.blobs, *changes.deletes]:
+        for path in changes.paths():
             if _is_reserved(path):
                 raise BackendError(f"refused write to git-reserved path {path!r}")
         if changes.is_empty():
@@ -503,7 +503,7 @@ class GitBackend(Backend):
         threshold = self._lfs_threshold(snapshot)
         stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
         try:
-            for path in sorted(changes.writes.keys() | changes.blobs.keys() | changes.deletes):
+            for path in sorted(changes.paths()):  # distinct: ChangeSet.check
                 if stream.moot(path):
                     continue
                 if path in changes.writes:

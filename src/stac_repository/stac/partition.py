@@ -105,7 +105,7 @@ def partition_tree(node: SourceNode, layout: Layout) -> None:
                     doc=partition_document(current.doc, key, layout.scheme),
                     file=current.file.parent / f"{MARK}{key}" / current.file.name,
                     children=groups[key],
-                    link_of_child={id(c): current.link_of_child.get(id(c), {}) for c in groups[key]},
+                    link_of_child={id(c): current.link_of_child.pop(id(c), {}) for c in groups[key]},
                     bucket_key=key,
                     bucket_level=current.bucket_level + 1,
                 )

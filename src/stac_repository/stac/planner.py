@@ -9,6 +9,7 @@ of the removed object): the cost of a plan does not grow with the size of the ca
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import posixpath
@@ -65,10 +66,15 @@ class _Product:
 
     tree: SourceNode
     paths: dict[int, str]
-    by_file: dict[str, str]
     folder: Path
     version: str | None
     processor: str | None
+
+    @functools.cached_property
+    def by_file(self) -> dict[str, str]:
+        """Stored path of each document of the product by its source file: made only when a
+        document links to a local file other than its children (most products never do)."""
+        return {node.filename: self.paths[id(node)] for node in self.tree.walk()}
 
 
 class Planner:
@@ -312,7 +318,6 @@ class Planner:
         product = _Product(
             tree=tree,
             paths=paths,
-            by_file={node.filename: paths[id(node)] for node in tree.walk()},
             folder=tree.file.parent,
             version=version,
             processor=processor,
@@ -332,9 +337,7 @@ class Planner:
         inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
         children_cov = ext.union(self._emit(product, c, path, inner) for c in node.children)
         files = _LocalFiles(path, node)
-        doc["links"] = self._links_for(
-            node, source, path, parent_path, product.paths, product.by_file, files, product.folder
-        )
+        doc["links"] = self._links_for(node, source, path, parent_path, product, files)
         if node.kind is StacType.ITEM:
             self._set_collection(doc, path, self.effective_parent(parent_path), collections)
         if doc.get("assets"):
@@ -384,10 +387,8 @@ class Planner:
         source: dict[str, Any],
         path: str,
         parent_path: str,
-        paths: dict[int, str],
-        by_file: dict[str, str],
+        product: _Product,
         files: _LocalFiles,
-        product_folder: Path,
     ) -> list[dict[str, Any]]:
         """Structural links computed from the stored layout; other links kept, with local
         targets rewritten: to the stored document when part of the product, else copied in
@@ -401,7 +402,7 @@ class Planner:
             link = {k: v for k, v in original.items() if k not in ("href", "rel")}
             link = {
                 "rel": "item" if child.kind is StacType.ITEM else "child",
-                "href": relative_href(path, paths[id(child)]),
+                "href": relative_href(path, product.paths[id(child)]),
                 **link,
             }
             link.setdefault("type", JSON)
@@ -414,7 +415,7 @@ class Planner:
             if target is not None:
                 resolved = self._paths.resolve(target)
                 real = resolved.real
-                stored = by_file.get(real)
+                stored = product.by_file.get(real)
                 if stored is not None:
                     link = {**link, "href": relative_href(path, stored)}
                 elif not resolved.present:
@@ -423,7 +424,7 @@ class Planner:
                         "kept as given"
                     )
                     link = {**link, "href": link["href"].replace("\\", "/")}
-                elif resolved.is_file and self._may_read(real, product_folder):
+                elif resolved.is_file and self._may_read(real, product.folder):
                     link = {**link, "href": files.add(self, link["href"], real)}
                 else:
                     self.outcome.warnings.append(

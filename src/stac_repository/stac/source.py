@@ -12,10 +12,11 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import orjson
@@ -25,6 +26,8 @@ from .document import StacType, parse_json, read_json_bytes, version_tuple
 from .validation import check_structure
 
 MAX_DEPTH = 256
+_NONE: tuple[()] = ()
+_NO_LINKS: Mapping[int, dict[str, Any]] = MappingProxyType({})
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collection"})
 
 
@@ -66,11 +69,28 @@ class SourceNode:
         self._packed: bytes | None = None
         self._id: str | None = None
         self._file = os.fspath(file)  # absolute, resolved; a string is a fraction of a Path's size
-        self.children: list[SourceNode] = children if children is not None else []
-        self.link_of_child: dict[int, dict[str, Any]] = link_of_child if link_of_child is not None else {}
+        # An item has no children: it shares read-only empty containers (three empty ones per
+        # item would be a sixth of what a bulk ingest holds per item before planning).
+        leaf = kind is StacType.ITEM
+        self.children: list[SourceNode] = (
+            children if children is not None else cast("list[SourceNode]", _NONE) if leaf else []
+        )
+        self.link_of_child: dict[int, dict[str, Any]] = (
+            link_of_child
+            if link_of_child is not None
+            else cast("dict[int, dict[str, Any]]", _NO_LINKS)
+            if leaf
+            else {}
+        )
         """Fields of the original child/item link of each child other than rel and href, by ``id()``
         of the child node (read-only: equal ones are shared)."""
-        self.remote_children: list[dict[str, Any]] = remote_children if remote_children is not None else []
+        self.remote_children: list[dict[str, Any]] = (
+            remote_children
+            if remote_children is not None
+            else cast("list[dict[str, Any]]", _NONE)
+            if leaf
+            else []
+        )
         self.bucket_key = bucket_key
         """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
         self.bucket_level = bucket_level
