@@ -203,6 +203,8 @@ class GitSnapshot(Snapshot):
             up = self._folder_tree(parent)
             entry = _child(up, name) if up is not None else None
             tree = self.repo[entry.id] if entry is not None and entry.filemode == TREE else None
+        if len(self._trees) >= _CACHED_FOLDERS:  # a bulk ingest looks up a new folder per item
+            self._trees.clear()
         self._trees[folder] = tree
         return tree
 

@@ -83,7 +83,10 @@ class Store:
 
     def __init__(self, git_dir: Path) -> None:
         self.root = git_dir / "lfs"
-        self._made: set[str] = set()  # folders known to exist
+        # Folders known to exist: one flag per aa/bb folder (a set of their names would hold a
+        # string per object of a bulk ingest), and one for the temporaries' folder.
+        self._made = bytearray(1 << 16)
+        self._tmp_made = False
         self._objects = f"{self.root}/objects"
         self._tmp_dir = f"{self.root}/tmp"
         self._counter = itertools.count()
@@ -115,7 +118,7 @@ class Store:
         tmp = self._tmp()
         try:
             fsutil.write_file(tmp, data, fsync=False)
-            self._land(tmp, target, folder)
+            self._land(tmp, target, folder, pointer.oid)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -138,7 +141,7 @@ class Store:
             if os.path.exists(target):
                 os.unlink(tmp)
                 return pointer
-            self._land(tmp, target, folder)
+            self._land(tmp, target, folder, pointer.oid)
             return pointer
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -152,15 +155,16 @@ class Store:
 
     def _tmp(self) -> str:
         """A new temporary's name (a writer holds the lock: pid and a counter are unique)."""
-        if self._tmp_dir not in self._made:
+        if not self._tmp_made:
             os.makedirs(self._tmp_dir, exist_ok=True)
-            self._made.add(self._tmp_dir)
+            self._tmp_made = True
         return f"{self._tmp_dir}/{_TMP_PREFIX}{os.getpid()}-{next(self._counter)}"
 
-    def _land(self, tmp: str, target: str, folder: str) -> None:
-        if folder not in self._made:
+    def _land(self, tmp: str, target: str, folder: str, oid: str) -> None:
+        made = int(oid[:4], 16)
+        if not self._made[made]:
             os.makedirs(folder, exist_ok=True)
-            self._made.add(folder)
+            self._made[made] = 1
         try:
             os.replace(tmp, target)
         except FileNotFoundError:  # the folder went away since it was made (a cleanup)

@@ -659,7 +659,10 @@ class Planner:
             if stored == (data() if callable(data) else data):  # an update: render once to compare
                 del writes[path]
 
-        blobs = {path: src for path, src in self.blobs.items() if not self._same_file(path, src)}
+        # Filtered in place: a bulk ingest copies hundreds of thousands of files.
+        for path in [path for path, src in self.blobs.items() if self._same_file(path, src)]:
+            del self.blobs[path]
+        blobs = self.blobs
         full = {**(summary or {}), **self._object_summary(writes, blobs)}
         return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
 
