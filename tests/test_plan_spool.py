@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,14 +50,21 @@ MUTATING = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("backend", ["file", "git"])
-def test_an_item_changed_after_validation_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
-) -> None:
+@pytest.fixture
+def mutating_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The processor above, importable as ``mutating`` for the duration of one test."""
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "stac_processor_mutating.py").write_text(MUTATING)
     monkeypatch.syspath_prepend(str(plugins))
+    yield "mutating"
+    sys.modules.pop("stac_processor_mutating", None)
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_an_item_changed_after_validation_is_refused(
+    tmp_path: Path, mutating_processor: str, backend: str
+) -> None:
     repo = Repository.init(tmp_path / "repo", backend=backend, id="root", description="d")
     before = tree_digest(tmp_path / "repo", skip_local=True)
     source = tmp_path / "src"
@@ -65,7 +73,7 @@ def test_an_item_changed_after_validation_is_refused(
         write(source, f"{doc['id']}.json", doc)
     root = write(source, "collection.json", collection("c", items))
 
-    report = repo.ingest([str(root)], processor="mutating")
+    report = repo.ingest([str(root)], processor=mutating_processor)
 
     (result,) = report.results
     assert result.status == "failed"
@@ -84,4 +92,3 @@ def test_an_item_changed_after_validation_is_refused(
     assert again.results[0].status == "added"
     assert repo.show("b")["document"]["properties"]["cloud"] == 2
     assert json.loads((source / "b.json").read_text())["properties"]["cloud"] == 2
-    del sys.modules["stac_processor_mutating"]

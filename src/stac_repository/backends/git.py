@@ -943,13 +943,13 @@ class _Written:
         return self.enabled and not self.everything
 
     def file(self, path: Path) -> None:
-        if self.enabled and not self.everything:
+        if self.tracking:
             self.files.add(path)
             self.folders.add(path.parent)
             self._check_size()
 
     def folder(self, *paths: Path) -> None:
-        if self.enabled and not self.everything:
+        if self.tracking:
             self.folders.update(paths)
             self._check_size()
 

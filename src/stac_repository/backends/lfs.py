@@ -112,13 +112,12 @@ class Store:
 
     def _add_bytes(self, data: bytes) -> Pointer:
         pointer = Pointer(hashlib.sha256(data).hexdigest(), len(data))
-        target, folder = self._target(pointer.oid)
-        if os.path.exists(target):
+        if os.path.exists(self._target(pointer.oid)[0]):
             return pointer
         tmp = self._tmp()
         try:
             fsutil.write_file(tmp, data, fsync=False)
-            self._land(tmp, target, folder, pointer.oid)
+            self._land(tmp, pointer.oid)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -137,11 +136,10 @@ class Store:
                         dst.write(chunk)
                         size += len(chunk)
             pointer = Pointer(digest.hexdigest(), size)
-            target, folder = self._target(pointer.oid)
-            if os.path.exists(target):
+            if os.path.exists(self._target(pointer.oid)[0]):
                 os.unlink(tmp)
                 return pointer
-            self._land(tmp, target, folder, pointer.oid)
+            self._land(tmp, pointer.oid)
             return pointer
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -160,7 +158,9 @@ class Store:
             self._tmp_made = True
         return f"{self._tmp_dir}/{_TMP_PREFIX}{os.getpid()}-{next(self._counter)}"
 
-    def _land(self, tmp: str, target: str, folder: str, oid: str) -> None:
+    def _land(self, tmp: str, oid: str) -> None:
+        """Rename the temporary ``tmp`` into place as object ``oid``, making its folder once."""
+        target, folder = self._target(oid)
         made = int(oid[:4], 16)
         if not self._made[made]:
             os.makedirs(folder, exist_ok=True)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -26,8 +26,11 @@ from .document import StacType, parse_json, read_json_bytes, version_tuple
 from .validation import check_structure
 
 MAX_DEPTH = 256
-_NONE: tuple[()] = ()
-_NO_LINKS: Mapping[int, dict[str, Any]] = MappingProxyType({})
+# Read-only empty containers shared by every item node (typed as what they stand in for: a
+# mutation would raise, not leak into other nodes).
+_NO_CHILDREN = cast("list[SourceNode]", ())
+_NO_REMOTE_CHILDREN = cast("list[dict[str, Any]]", ())
+_NO_LINKS = cast("dict[int, dict[str, Any]]", MappingProxyType({}))
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collection"})
 
 
@@ -69,28 +72,20 @@ class SourceNode:
         self._packed: bytes | None = None
         self._id: str | None = None
         self._file = os.fspath(file)  # absolute, resolved; a string is a fraction of a Path's size
-        # An item has no children: it shares read-only empty containers (three empty ones per
-        # item would be a sixth of what a bulk ingest holds per item before planning).
+        # An item has no children: it shares the read-only empty containers (three empty ones
+        # per item would be a sixth of what a bulk ingest holds per item before planning).
         leaf = kind is StacType.ITEM
-        self.children: list[SourceNode] = (
-            children if children is not None else cast("list[SourceNode]", _NONE) if leaf else []
-        )
-        self.link_of_child: dict[int, dict[str, Any]] = (
-            link_of_child
-            if link_of_child is not None
-            else cast("dict[int, dict[str, Any]]", _NO_LINKS)
-            if leaf
-            else {}
-        )
+        if children is None:
+            children = _NO_CHILDREN if leaf else []
+        if link_of_child is None:
+            link_of_child = _NO_LINKS if leaf else {}
+        if remote_children is None:
+            remote_children = _NO_REMOTE_CHILDREN if leaf else []
+        self.children: list[SourceNode] = children
+        self.link_of_child: dict[int, dict[str, Any]] = link_of_child
         """Fields of the original child/item link of each child other than rel and href, by ``id()``
         of the child node (read-only: equal ones are shared)."""
-        self.remote_children: list[dict[str, Any]] = (
-            remote_children
-            if remote_children is not None
-            else cast("list[dict[str, Any]]", _NONE)
-            if leaf
-            else []
-        )
+        self.remote_children: list[dict[str, Any]] = remote_children
         self.bucket_key = bucket_key
         """Set on partition catalogs made by the layout (see :mod:`.partition`), not read from disk."""
         self.bucket_level = bucket_level

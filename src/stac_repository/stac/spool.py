@@ -25,9 +25,11 @@ class Spool:
         self._pending = bytearray()  # the first ``buffer`` bytes, until the file is needed
         self._size = 0  # bytes added
         self._flushed = 0  # bytes readable from the file
+        self._closed = False
 
     def add(self, data: bytes) -> Spooled:
         """Keep ``data``; the returned callable gives it back."""
+        assert not self._closed, "add to a closed spool"
         offset = self._size
         if self._file is None and offset + len(data) <= self._buffer:
             self._pending += data  # a small plan never needs the file (nor a temporary folder)
@@ -48,9 +50,9 @@ class Spool:
         return Spooled(self, offset, len(data))
 
     def read(self, offset: int, size: int) -> bytes:
+        assert not self._closed, "read from a closed spool"
         if self._file is None:
             return bytes(self._pending[offset : offset + size])
-        assert not self._file.closed, "read from a closed spool"
         try:
             if offset + size > self._flushed:
                 self._file.flush()
@@ -74,6 +76,7 @@ class Spool:
         )
 
     def close(self) -> None:
+        self._closed = True
         if self._file is not None:
             self._file.close()
         self._pending = bytearray()
