@@ -48,6 +48,18 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _keep_old(target: str, kept: str) -> None:
+    """Keep the old version of ``target`` for undo, as a hard link: the rename that follows
+    replaces it atomically, and a reader never finds the path missing. Where hard links are not
+    possible, it is moved away (readers may then miss it for an instant)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(kept)  # left by an interrupted apply being replayed
+    try:
+        os.link(target, kept, follow_symlinks=False)
+    except OSError:
+        os.replace(target, kept)
+
+
 class FileSnapshot(Snapshot):
     def __init__(self, backend: FileBackend) -> None:
         self.backend = backend
@@ -290,7 +302,7 @@ class FileBackend(Backend):
                     folder = os.path.dirname(target)
                     # In a folder this apply created nothing can be in the way.
                     if not folders.make(folder) and os.path.lexists(target):
-                        os.replace(target, f"{trash}/old-{name}")  # the old version, kept for undo
+                        _keep_old(target, f"{trash}/old-{name}")
                         done.append(2 * n)
                     os.replace(source, target)
                     done.append(2 * n + 1)
