@@ -21,7 +21,7 @@ from .document import FILE_NAMES, StacType
 
 ROOT_PATH = "catalog.json"
 MAX_SEGMENT = 96
-_SAFE = re.compile(r"[A-Za-z0-9._-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _STATE_NAMES = {"catalog.json", "collection.json", ".stac-repository", ".git"}
 
@@ -32,7 +32,7 @@ def _digest(text: str) -> str:
 
 def segment(name: str) -> str:
     """A file-name segment for ``name`` that is safe on POSIX and Windows, and injective."""
-    safe = "".join(ch if _SAFE.fullmatch(ch) else "_" for ch in name)
+    safe = _UNSAFE.sub("_", name)
     changed = safe != name
     if not safe or safe.startswith(".") or safe.endswith(".") or _RESERVED.match(safe):
         changed = True
