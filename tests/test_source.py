@@ -18,7 +18,10 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 @settings(max_examples=3000, deadline=None)
 @given(
-    st.text(st.sampled_from(list("ab./:\\%#?é ")), max_size=14),
+    st.tuples(
+        st.sampled_from(["", "", "file:", "FILE://", "s3://", "HTTPS://", "c:", "a+b.c-d:"]),
+        st.text(st.sampled_from(list("abF3+-./:\\%#?é ")), max_size=14),
+    ).map("".join),
     st.sampled_from(["/x/y/item.json", "/item.json", "/a b/c/item.json"]),
 )
 def test_the_fast_href_join_agrees_with_the_parsing_one(href: str, base: str) -> None:

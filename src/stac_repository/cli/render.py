@@ -12,7 +12,11 @@ from .common import print_json
 
 @contextmanager
 def ingest_progress(*, enabled: bool) -> Iterator[Callable[[Any], None]]:
-    """A live counter on a terminal (discovery streams, so there is no total to show)."""
+    """A counter on a terminal (discovery streams, so there is no total to show).
+
+    Redrawn after each product, not by rich's refresh thread: a process with a single thread
+    may fork the workers that read large products (see :mod:`stac_repository.stac.itemreader`).
+    """
     if not enabled:
         yield lambda result: None
         return
@@ -26,11 +30,14 @@ def ingest_progress(*, enabled: bool) -> Iterator[Callable[[Any], None]]:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,
     ) as progress:
         task = progress.add_task("ingesting", total=None)
+        progress.refresh()
 
         def advance(result: Any) -> None:
             progress.update(task, advance=1, description=f"ingesting {result.id or result.product}")
+            progress.refresh()
 
         yield advance
 

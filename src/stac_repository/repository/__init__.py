@@ -196,7 +196,7 @@ class Repository:
 
     def ingest(
         self,
-        sources: Iterable[str],
+        sources: Iterable[str | os.PathLike[str]],
         *,
         processor: str = "stac",
         parent: str | None = None,

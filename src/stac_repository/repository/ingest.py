@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StacRepositoryError
-from ..stac.document import StacType
 from ..stac.planner import Planner
 from ..stac.source import SourceNode, load_tree
-from ..stac.validation import SchemaValidator, with_posix_hrefs
+from ..stac.validation import Checks, SchemaValidator
 
 if TYPE_CHECKING:
     from . import Repository
@@ -72,8 +71,10 @@ class _Failed(Exception):
     pass
 
 
-def _discover(processor: Any, sources: Iterable[str], report: IngestReport) -> Iterator[str]:
-    for source in sources:
+def _discover(
+    processor: Any, sources: Iterable[str | os.PathLike[str]], report: IngestReport
+) -> Iterator[str]:
+    for source in map(os.fspath, sources):
         absolute = source if "://" in source else str(Path(source).absolute())
         result = ProductResult(product=source, status="failed")
         try:
@@ -115,7 +116,7 @@ def _scratch_folder(output: Path, before: set[str]) -> Path | None:
 
 def ingest(
     repo: Repository,
-    sources: Iterable[str],
+    sources: Iterable[str | os.PathLike[str]],
     *,
     processor_name: str,
     processor: Any,
@@ -133,33 +134,6 @@ def ingest(
     return report
 
 
-class _Checks:
-    """Schema validation of a product's documents, with the schemas that could not be checked."""
-
-    def __init__(self, validator: SchemaValidator) -> None:
-        self.validator = validator
-        self.unchecked: dict[str, int] = {}
-        self.error: BaseException | None = None
-
-    def check(self, doc: dict[str, Any], kind: StacType, file: Path) -> None:
-        """Raise on the first invalid document."""
-        for url in self.validator.validate(with_posix_hrefs(doc), kind, file=str(file)):
-            self.unchecked[url] = self.unchecked.get(url, 0) + 1
-
-    def record(self, doc: dict[str, Any], kind: StacType, file: Path) -> None:
-        """Like :meth:`check`, but keep the first failure for :meth:`raise_first` (the version
-        step loads the product, and a product that is skipped is not judged)."""
-        if self.error is None:
-            try:
-                self.check(doc, kind, file)
-            except Exception as exc:  # the validate step reports it, as check would have raised it
-                self.error = exc
-
-    def raise_first(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
 def _ingest_one(
     repo: Repository,
     processor_name: str,
@@ -174,11 +148,11 @@ def _ingest_one(
     before: set[str] = set()
     try:
         result.id = str(_step("id", result, lambda: processor.id(product)))
-        checks = _Checks(validator)
+        checks = Checks(validator, defer=True)
         loaded: SourceNode | None = None
         if callable(version_and_tree := getattr(processor, "version_and_tree", None)):
             # The built-in stac processor loads the product to hash it: validated on the way.
-            version, loaded = _step("version", result, lambda: version_and_tree(product, checks.record))
+            version, loaded = _step("version", result, lambda: version_and_tree(product, checks))
         else:
             version = _step("version", result, lambda: processor.version(product))
         result.version = str(version)
@@ -195,9 +169,8 @@ def _ingest_one(
             tree = loaded
             _step("validate", result, checks.raise_first)
         else:
-            checks = _Checks(validator)
-            check = checks.check
-            tree = _step("validate", result, lambda: load_tree(source, validate=check, lazy_items=True))
+            checks = Checks(validator)
+            tree = _step("validate", result, lambda: load_tree(source, validate=checks, lazy_items=True))
         unchecked = checks.unchecked
         if unchecked:
             listed = ", ".join(f"{url} ({n})" for url, n in sorted(unchecked.items()))

@@ -7,23 +7,28 @@ when the caller allows it). Remote links are left for the planner to keep as the
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import orjson
 
 from ..errors import InvalidStac
+from . import itemreader
 from .document import StacType, parse_json, read_json_bytes, version_tuple
-from .validation import check_structure
+from .validation import Checks, check_structure
+
+if TYPE_CHECKING:
+    from .itemreader import ItemReaders, ReadItem
 
 MAX_DEPTH = 256
 # Read-only empty containers shared by every item node (typed as what they stand in for: a
@@ -31,6 +36,7 @@ MAX_DEPTH = 256
 _NO_CHILDREN = cast("list[SourceNode]", ())
 _NO_REMOTE_CHILDREN = cast("list[dict[str, Any]]", ())
 _NO_LINKS = cast("dict[int, dict[str, Any]]", MappingProxyType({}))
+_NO_DOC = cast("dict[str, Any]", MappingProxyType({}))
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "collection"})
 
 
@@ -121,6 +127,13 @@ class SourceNode:
         self._packed = pack(stub(item))
         self._doc = None
 
+    @classmethod
+    def lazy_item(cls, file: str, read: ReadItem) -> SourceNode:
+        """A lazy item node from what a worker process read (see :mod:`.itemreader`)."""
+        node = cls(kind=StacType.ITEM, doc=_NO_DOC, file=file, digest=read.digest)
+        node._id, node._packed, node._doc = read.id, read.stub, None
+        return node
+
     def forget(self) -> None:
         """Drop a lazy item's stub once it is planned (a large product holds every node until
         its whole plan is made); its id stays."""
@@ -150,6 +163,8 @@ def pack(doc: dict[str, Any]) -> bytes:
 
 _PLAIN_HREF = re.compile(r"(?:\./)?((?:[^/:\\%#?]+/)*[^/:\\%#?]+)")
 """A relative href with no scheme, query, fragment, escape, backslash or empty segment."""
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+"""A URL scheme of two characters or more (one is a Windows drive), as ``urlsplit`` reads it."""
 
 
 def local_path(href: str, base: str) -> str | None:
@@ -158,6 +173,9 @@ def local_path(href: str, base: str) -> str | None:
     if plain is not None and "/./" not in f"/{plain[1]}/":
         folder = os.path.dirname(base)
         return f"{folder if folder != '/' else ''}/{plain[1]}"
+    scheme = _SCHEME.match(href)
+    if scheme is not None and scheme[1].lower() != "file":
+        return None  # remote (http, s3, ...): a bulk product has thousands of such hrefs
     target = local_target(href, Path(base))
     return None if target is None else str(target)
 
@@ -243,7 +261,7 @@ class RealPaths:
         return real
 
 
-def inside(path: Path, folder: Path, *, resolved: bool = False) -> bool:
+def inside(path: Path | str, folder: Path, *, resolved: bool = False) -> bool:
     """Is ``path`` (symbolic links resolved, unless already) ``folder`` or below it?"""
     real = os.fspath(path) if resolved else os.path.realpath(path)
     base = os.fspath(folder)
@@ -272,16 +290,20 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
 
     ``validate`` is called on every document while it is in memory; with ``lazy_items`` only
     a stub of each item is kept (the planner re-reads items when writing them, and checks
-    that the bytes did not change since).
+    that the bytes did not change since). Then a document with many item links has its items
+    read by worker processes (see :mod:`.itemreader`) when ``validate`` is None or a
+    :class:`~.validation.Checks`: the result, and any error, are the same.
     """
     root_file = Path(os.path.realpath(root_file))
     folder = root_file.parent
-    seen: set[Path] = set()
+    seen: set[str] = set()
     paths = RealPaths()
+    resolved_ahead: dict[str, Resolved] = {}  # by the workers' feeder, for the loop below
     shared_fields: dict[bytes, dict[str, Any]] = {}
+    readers: list[ItemReaders] = []  # started at the first document with many items
 
     def load(file: Path, depth: int, st: os.stat_result | None = None) -> SourceNode:
-        seen.add(file)
+        seen.add(str(file))
         raw = read_json_bytes(file, st)
         doc = parse_json(raw, file=str(file))
         kind = check_structure(doc, file=str(file))
@@ -290,8 +312,9 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         if validate is not None:
             validate(doc, kind, file)
         node = SourceNode(kind=kind, doc=doc, file=file, digest=hashlib.sha256(raw).digest())
+        filename = node.filename
         if kind is StacType.ITEM:
-            _check_old_commons(doc, file)
+            check_old_commons(doc, file)
             if lazy_items:
                 node.make_lazy(doc)
             return node
@@ -301,17 +324,18 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         kept: list[dict[str, Any]] = []
         doc["links"] = kept
         links = list(reversed(links)) if isinstance(links, list) else []
+        ahead = read_ahead(links, filename)
         while links:
             link = links.pop()
             if link.get("rel") not in ("child", "item"):
                 kept.append(link)
                 continue
-            target = local_target(link["href"], file)
-            if target is None:
+            href = local_path(link["href"], filename)
+            if href is None:
                 node.remote_children.append(link)
                 continue
-            resolved = paths.resolve(target)
-            target = Path(resolved.real)
+            resolved = resolved_ahead.pop(href, None) or paths.resolve(href)
+            target = resolved.real
             if not inside(target, folder, resolved=True):
                 raise InvalidStac(
                     f"{link['rel']} link {link['href']!r} leaves the product folder {folder}",
@@ -325,10 +349,57 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
                 )
             if depth >= MAX_DEPTH:
                 raise InvalidStac(f"catalog nested deeper than {MAX_DEPTH} levels", file=str(file))
-            child = load(target, depth + 1, resolved.stat)
+            child = read_by_worker(ahead, target) if ahead is not None else None
+            if child is not None:
+                seen.add(target)
+            else:
+                child = load(Path(target), depth + 1, resolved.stat)
             node.link_of_child[id(child)] = link_fields(link)
             node.children.append(child)
         return node
+
+    def read_ahead(
+        links: list[dict[str, Any]], filename: str
+    ) -> Iterator[tuple[str, ReadItem | None]] | None:
+        """Workers reading the local item files that ``links`` (reversed) point to, in order."""
+        if not lazy_items or not (validate is None or isinstance(validate, Checks)):
+            return None
+        if sum(link.get("rel") == "item" for link in links) < itemreader.MIN_ITEMS:
+            return None
+        if not readers:
+            workers = itemreader.worker_count()
+            if not workers:
+                return None
+            validator = validate.validator if isinstance(validate, Checks) else None
+            readers.append(itemreader.ItemReaders(workers, validator))
+
+        queue = collections.deque(reversed(links))  # the loop pops ``links`` meanwhile
+
+        def files() -> Iterator[str]:
+            """The candidates, resolved once for both (an item asked twice is read twice: the
+            loop takes the first answer)."""
+            while queue:
+                link = queue.popleft()
+                href = link.get("href") if link.get("rel") == "item" else None
+                local = local_path(href, filename) if isinstance(href, str) and href else None
+                if local is None:
+                    continue
+                resolved_ahead[local] = resolved = paths.resolve(local)
+                if resolved.is_file and resolved.real not in seen:
+                    yield resolved.real
+
+        return readers[0].read(files())
+
+    def read_by_worker(ahead: Iterator[tuple[str, ReadItem | None]], real: str) -> SourceNode | None:
+        """The item at ``real`` as a worker read it; None when the main process must read it."""
+        for file, read in ahead:
+            if file == real:
+                if read is None:
+                    return None
+                if isinstance(validate, Checks):
+                    validate.passed(read.unchecked)
+                return SourceNode.lazy_item(file, read)
+        return None
 
     def link_fields(link: dict[str, Any]) -> dict[str, Any]:
         """A child link's fields other than rel and href; equal ones shared (read-only)."""
@@ -343,12 +414,15 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         return load(root_file, 0)
     finally:
         # ``load`` calls itself through its closure: a reference cycle that would keep ``seen``
-        # (a Path per document) alive until the next garbage collection.
+        # (a path per document) alive until the next garbage collection.
         seen.clear()
+        resolved_ahead.clear()
         load = None  # type: ignore[assignment]
+        for pool in readers:
+            pool.close()
 
 
-def _check_old_commons(doc: dict[str, Any], file: Path) -> None:
+def check_old_commons(doc: dict[str, Any], file: Path) -> None:
     """STAC 0.8 items inherit properties from their collection: it must be at hand."""
     if version_tuple(str(doc.get("stac_version"))) >= version_tuple("0.9.0"):
         return
