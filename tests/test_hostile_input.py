@@ -239,6 +239,11 @@ def hrefs(draw: st.DrawFn) -> Href:
     return draw(st.sampled_from(HREFS))
 
 
+KNOWN_KEYS = st.sampled_from(["stac_extensions", "collection", "title", "description", "license", "extent"])
+"""Extra fields that code reads: given any JSON value (``"stac_extensions": 5`` once raised a
+TypeError from validation)."""
+
+
 @st.composite
 def items(draw: st.DrawFn, ident: str | None = None) -> tuple[dict[str, Any], list[Href]]:
     """A near-valid item with random extras; the assets' hrefs are made when it is written."""
@@ -255,7 +260,7 @@ def items(draw: st.DrawFn, ident: str | None = None) -> tuple[dict[str, Any], li
         "properties": draw(_maybe(st.just(props))),
         "links": draw(_maybe(LINKS)),
     }
-    doc.update(draw(st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=3)))
+    doc.update(draw(st.dictionaries(KNOWN_KEYS | st.text(max_size=10), JSON_VALUES, max_size=3)))
     refs = draw(st.lists(hrefs(), max_size=2))
     return doc, refs
 
@@ -485,6 +490,24 @@ def test_nul_bytes_in_hrefs(world: World, backend: str, where: str) -> None:
     else:
         product = Product(_item("nul-link", links=[{"rel": "related", "href": folder_href}]), [], [])
     ingest_and_check(world, backend, product)
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"stac_extensions": 5},
+        {"stac_extensions": "https://stac-extensions.github.io/eo/v1.1.0/schema.json"},
+        {"stac_extensions": [5, None]},
+        {"stac_extensions": {"asset": True}, "stac_version": "0.9.0"},
+        {"collection": ["c"]},
+    ],
+    ids=lambda f: json.dumps(f)[:40],
+)
+def test_wrongly_typed_known_fields(world: World, backend: str, fields: dict[str, Any]) -> None:
+    """``"stac_extensions": 5`` reached validation code that iterated it: 'TypeError: 'int'
+    object is not iterable'. Now the schema says what is wrong (or the field is ignored)."""
+    ingest_and_check(world, backend, Product(_item("typed", **fields), [], []))
 
 
 @pytest.mark.parametrize("backend", ["file", "git"])

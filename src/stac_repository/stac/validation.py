@@ -82,6 +82,9 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
     version = doc.get("stac_version")
     if not isinstance(version, str) or not version:
         _fail(file, "stac_version", "missing stac_version")
+    extensions = doc.get("stac_extensions", [])
+    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
+        _fail(file, "stac_extensions", "stac_extensions must be a list of schema URLs")
     links = doc.get("links", [] if kind is StacType.ITEM else None)
     if not isinstance(links, list):
         _fail(file, "links", "links must be a list")
@@ -156,7 +159,8 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
 
 def _asset_definitions(doc: Mapping[str, Any]) -> bool:
     """A pre-1.0 collection using the "asset" extension: its assets are definitions, no files."""
-    exts = doc.get("stac_extensions") or []
+    exts = doc.get("stac_extensions")
+    exts = exts if isinstance(exts, list) else []
     return "extent" in doc and "asset" in exts and version_tuple(str(doc.get("stac_version"))) < V1
 
 
@@ -309,7 +313,8 @@ class SchemaValidator:
 
         version = doc.get("stac_version")
         urls = [f"https://schemas.stacspec.org/v{version}/{_CORE[kind]}"]
-        for ext in doc.get("stac_extensions") or []:
+        extensions = doc.get("stac_extensions")
+        for ext in extensions if isinstance(extensions, list) else []:  # else the core schema says why
             if isinstance(ext, str) and ext.startswith(("http://", "https://")):
                 urls.append(ext)
         unchecked = []
