@@ -482,8 +482,9 @@ class GitBackend(Backend):
         large transaction writes its objects as one pack (see :mod:`.gitpack`), a small one as
         loose objects (a pack per single-item commit would slow every later lookup).
         """
-        many = len(changes.writes) + len(changes.blobs) >= PACK_THRESHOLD
-        packer = PackWriter(self.git_dir / "objects") if many else None
+        files = len(changes.writes) + len(changes.blobs)
+        # About 1.6 objects per file: with its tree and .gitattributes, or an LFS pointer.
+        packer = PackWriter(self.git_dir / "objects", expected=2 * files) if files >= PACK_THRESHOLD else None
 
         def store(kind: int, data: bytes) -> pygit2.Oid:
             if packer is not None:

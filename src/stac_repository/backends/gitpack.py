@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import array
 import hashlib
+import itertools
 import os
 import struct
 import sys
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import pygit2
 
@@ -41,10 +42,75 @@ def _object_header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
+class _Objects:
+    """The pack's objects by id, in flat arrays: about 45 bytes per object, where a dict of
+    20-byte keys took 125 (a bulk pack holds 5.5 objects per item: at 100k items, 37 MB less).
+
+    Ids are kept in one bytearray (20 bytes each, in pack order) and found through an
+    open-addressing table of entry numbers (linear probing, at most half full).
+    """
+
+    _EMPTY = -1
+
+    def __init__(self, expected: int = 0) -> None:
+        self.ids = bytearray()
+        self.offsets = array.array("Q")
+        self.crcs = array.array("I")
+        size = 1024
+        while size < 2 * expected:
+            size *= 2
+        self._slots = array.array("i", [self._EMPTY]) * size
+        self._mask = size - 1
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def slot(self, raw: bytes) -> int | None:
+        """The free slot where ``raw`` goes; None when it is here already."""
+        slots, ids, mask = self._slots, self.ids, self._mask
+        slot = hash(raw) & mask
+        while (n := slots[slot]) != self._EMPTY:
+            if ids[20 * n : 20 * n + 20] == raw:
+                return None
+            slot = (slot + 1) & mask
+        return slot
+
+    def add(self, slot: int, raw: bytes, offset: int, crc: int) -> None:
+        """Record a new object in the free ``slot`` that :meth:`slot` gave for it."""
+        self._slots[slot] = len(self.offsets)
+        self.ids += raw
+        self.offsets.append(offset)
+        self.crcs.append(crc)
+        if 2 * len(self.offsets) > len(self._slots):
+            self._grow()
+
+    def _grow(self) -> None:
+        self._slots = array.array("i", [self._EMPTY]) * (2 * len(self._slots))
+        self._mask = len(self._slots) - 1
+        for n in range(len(self.offsets)):
+            raw = bytes(self.ids[20 * n : 20 * n + 20])
+            self._slots[cast(int, self.slot(raw))] = n
+
+    def by_id(self) -> list[array.array[int]]:
+        """Entry numbers grouped by the first byte of their id, each group sorted by id: the
+        index's order, without a sorted copy of every id at once."""
+        groups = [array.array("I") for _ in range(256)]
+        ids = self.ids
+        for n in range(len(self.offsets)):
+            groups[ids[20 * n]].append(n)
+        return [
+            array.array("I", sorted(group, key=lambda n: ids[20 * n : 20 * n + 20]))
+            if len(group) > 1
+            else group
+            for group in groups
+        ]
+
+
 class PackWriter:
     """Collects objects into a temporary pack in ``objects/pack``; :meth:`finish` names it."""
 
-    def __init__(self, objects_dir: Path, *, level: int = 1) -> None:
+    def __init__(self, objects_dir: Path, *, level: int = 1, expected: int = 0) -> None:
+        """``expected``: about how many objects will be added (sizes the table once)."""
         self.pack_dir = objects_dir / "pack"
         self.pack_dir.mkdir(parents=True, exist_ok=True)
         self.level = level
@@ -52,23 +118,18 @@ class PackWriter:
         self._fh: BinaryIO = open(self.tmp, "w+b")  # noqa: SIM115 - closed by finish/abort
         self._fh.write(b"PACK" + struct.pack(">II", 2, 0))  # the count is patched at the end
         self._offset = 12
-        # raw id -> its number; offsets and crc32s by number (a bulk pack holds ~6 objects per
-        # item: plain arrays, not a tuple of two ints per object)
-        self._entries: dict[bytes, int] = {}
-        self._offsets = array.array("Q")
-        self._crcs = array.array("I")
+        self._objects = _Objects(expected)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._objects)
 
     def add(self, kind: int, data: bytes) -> pygit2.Oid:
         """Store an object of ``kind`` (pack type codes are libgit2's: tree 2, blob 3)."""
         raw = hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data, usedforsecurity=False).digest()
-        if raw not in self._entries:
+        slot = self._objects.slot(raw)
+        if slot is not None:
             entry = _object_header(kind, len(data)) + zlib.compress(data, self.level)
-            self._entries[raw] = len(self._offsets)
-            self._offsets.append(self._offset)
-            self._crcs.append(zlib.crc32(entry))
+            self._objects.add(slot, raw, self._offset, zlib.crc32(entry))
             self._fh.write(entry)
             self._offset += len(entry)
         return pygit2.Oid(raw=raw)
@@ -79,11 +140,11 @@ class PackWriter:
         The index goes last: git and libgit2 only see a pack through its index.
         """
         fh = self._fh
-        if not self._entries:
+        if not len(self._objects):
             self.abort()
             return []
         fh.seek(8)
-        fh.write(struct.pack(">I", len(self._entries)))
+        fh.write(struct.pack(">I", len(self._objects)))
         fh.flush()
         fh.seek(0)
         digest = hashlib.sha1(usedforsecurity=False)
@@ -121,27 +182,21 @@ class PackWriter:
     def _write_index(self, out: BinaryIO, pack_checksum: bytes) -> None:
         """The pack's index, written part by part (a bulk pack's index is tens of megabytes:
         no part is joined into one buffer)."""
-        names = sorted(self._entries)
-        fanout = [0] * 256
-        for raw in names:
-            fanout[raw[0]] += 1
-        total = 0
-        for k in range(256):
-            total += fanout[k]
-            fanout[k] = total
+        objects = self._objects
+        groups = objects.by_id()
+        fanout = list(itertools.accumulate(len(group) for group in groups))
         crcs = array.array("I")
         small = array.array("I")
         large = array.array("Q")
-        entries, offsets = self._entries, self._offsets
-        for raw in names:
-            n = entries[raw]
-            crcs.append(self._crcs[n])
-            offset = offsets[n]
-            if offset < _LARGE_OFFSET:
-                small.append(offset)
-            else:
-                small.append(_LARGE_OFFSET | len(large))
-                large.append(offset)
+        for group in groups:
+            for n in group:
+                crcs.append(objects.crcs[n])
+                offset = objects.offsets[n]
+                if offset < _LARGE_OFFSET:
+                    small.append(offset)
+                else:
+                    small.append(_LARGE_OFFSET | len(large))
+                    large.append(offset)
         if sys.byteorder == "little":  # the index is big-endian
             for numbers in (crcs, small, large):
                 numbers.byteswap()
@@ -153,9 +208,9 @@ class PackWriter:
 
         write(b"\377tOc" + struct.pack(">I", 2))
         write(struct.pack(">256I", *fanout))
-        for start in range(0, len(names), 4096):
-            write(b"".join(names[start : start + 4096]))
-        del names
+        ids = objects.ids
+        for group in groups:
+            write(b"".join(ids[20 * n : 20 * n + 20] for n in group))
         for numbers in (crcs, small, large):
             write(numbers)
         write(pack_checksum)
