@@ -12,7 +12,7 @@ import abc
 import datetime as dt
 import itertools
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,7 @@ class ChangeSet:
     writes: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
     """Documents by path; a callable produces its bytes when the backend writes it (so that a
     large transaction need not hold every document in memory)."""
-    blobs: dict[str, str | Path] = field(default_factory=dict)
+    blobs: Mapping[str, str | Path] = field(default_factory=dict)
     """Files to copy in, by path: the local file each is copied from."""
     deletes: set[str] = field(default_factory=set)
     summary: dict[str, Any] = field(default_factory=dict)

@@ -62,8 +62,10 @@ class IndexView:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._shards: OrderedDict[str, dict[str, list[dict[str, Any]]]] = OrderedDict()
-        self._edits: dict[str, dict[str, dict[str, Entry | None]]] = {}
-        """shard -> id -> entry path -> new entry, or None for a removal."""
+        self._edits: dict[str, dict[str, Entry | dict[str, Entry | None]]] = {}
+        """shard -> id -> the id's one new entry (the common case: a bulk ingest holds one per
+        item, and a dict each would be a tenth of what it holds per item), or entry path -> new
+        entry, or None for a removal."""
 
     def _shard(self, path: str) -> dict[str, list[dict[str, Any]]]:
         """A stored shard as read (cached for lookups; edits are kept apart)."""
@@ -89,7 +91,7 @@ class IndexView:
 
     def lookup(self, ident: str) -> list[Entry]:
         rows = {row["path"]: Entry(id=ident, **row) for row in self._shard(shard_path(ident)).get(ident, [])}
-        for path, entry in self._edits.get(shard_path(ident), {}).get(ident, {}).items():
+        for path, entry in _rows(self._edits.get(shard_path(ident), {}).get(ident)).items():
             if entry is None:
                 rows.pop(path, None)
             else:
@@ -111,10 +113,20 @@ class IndexView:
     def put(self, entry: Entry) -> None:
         """Record an entry; shards are read and rewritten only in :meth:`changes`, one at a time,
         so that a large ingest holds its new entries and nothing else."""
-        self._edits.setdefault(shard_path(entry.id), {}).setdefault(entry.id, {})[entry.path] = entry
+        self._edit(entry.id, entry.path, entry)
 
     def remove(self, ident: str, path: str) -> None:
-        self._edits.setdefault(shard_path(ident), {}).setdefault(ident, {})[path] = None
+        self._edit(ident, path, None)
+
+    def _edit(self, ident: str, path: str, entry: Entry | None) -> None:
+        edits = self._edits.setdefault(shard_path(ident), {})
+        current = edits.get(ident)
+        if entry is not None and (current is None or (isinstance(current, Entry) and current.path == path)):
+            edits[ident] = entry
+        else:
+            rows = _rows(current)
+            rows[path] = entry
+            edits[ident] = rows
 
     def changes(self) -> Iterator[tuple[str, bytes | Callable[[], bytes] | None]]:
         """(shard path, new content or None to delete) for every shard edited. A shard that only
@@ -122,7 +134,7 @@ class IndexView:
         now, since it may become empty and go."""
         for path in sorted(self._edits):
             edits = self._edits[path]
-            if any(entry is None for rows in edits.values() for entry in rows.values()):
+            if any(entry is None for rows in edits.values() for entry in _rows(rows).values()):
                 content = self._render(path)
                 yield path, content or None
             else:
@@ -133,7 +145,7 @@ class IndexView:
         shard = dict(self._shards.pop(path, None) or self._read(path))
         for ident, edits in self._edits[path].items():
             rows = {row["path"]: row for row in shard.get(ident, [])}
-            for entry_path, entry in edits.items():
+            for entry_path, entry in _rows(edits).items():
                 if entry is None:
                     rows.pop(entry_path, None)
                 else:
@@ -143,6 +155,13 @@ class IndexView:
             else:
                 shard.pop(ident, None)
         return orjson.dumps(shard, option=orjson.OPT_SORT_KEYS) if shard else b""
+
+
+def _rows(edits: Entry | dict[str, Entry | None] | None) -> dict[str, Entry | None]:
+    """An id's edits as entry path -> new entry (None: removed)."""
+    if edits is None:
+        return {}
+    return {edits.path: edits} if isinstance(edits, Entry) else edits
 
 
 def iter_all(snapshot: Snapshot) -> Iterator[Entry]:

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from ..backends.base import STATE_DIR, ChangeSet, Snapshot
 from ..errors import Conflict, InvalidStac, NotFound, UsageError
 from . import extent as ext
 from .document import StacType, dumps, identify, parse_json, read_json_bytes
+from .filemap import FileMap
 from .index import INDEX_DIR, Entry, IndexView, shard_path
 from .layout import ROOT_PATH, asset_name, child_path, folder_of, relative_href, segment
 from .partition import (
@@ -92,7 +93,7 @@ class Planner:
         self.allow_outside_assets = allow_outside_assets
         self._docs: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
-        self.blobs: dict[str, str] = {}  # stored path -> source file (symbolic links resolved)
+        self.blobs = FileMap()  # stored path -> source file (symbolic links resolved)
         self.deletes: set[str] = set()
         self.outcome = Outcome()
         self.objects_written = 0
@@ -684,7 +685,7 @@ class Planner:
         except OSError:
             return False
 
-    def _object_summary(self, writes: dict[str, Any], blobs: dict[str, str]) -> dict[str, Any]:
+    def _object_summary(self, writes: dict[str, Any], blobs: Mapping[str, str]) -> dict[str, Any]:
         """STAC ids added, updated (content changed) and removed, with counts; lists capped."""
 
         def top_down(objects: dict[str, str]) -> dict[str, str]:
