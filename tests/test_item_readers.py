@@ -3,6 +3,8 @@ every error and the stored repository are the same as when the main process read
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,3 +190,26 @@ def test_the_stored_repository_is_the_same(
         )
     assert sum(answered) == N
     assert len(stored[0]) > 2 * N and stored[0] == stored[1]
+
+
+def test_a_killed_worker_leaves_the_rest_to_the_main_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-way (out of memory, say): the pool breaks and the main process reads
+    the remaining items itself; the tree is the same."""
+    source = product(tmp_path / "p")
+    sequential, _ = load(source, 0, monkeypatch)
+    monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")
+    read = itemreader._read_chunk
+
+    def dying(files: list[str]) -> list[Any]:
+        answers = read(files)
+        if files[0].endswith("it-00512.json"):  # the third chunk: its worker dies with it
+            os.kill(os.getpid(), signal.SIGKILL)
+        return answers
+
+    dying.__module__, dying.__qualname__ = itemreader.__name__, "_read_chunk"  # pickled by name
+    monkeypatch.setattr(itemreader, "_read_chunk", dying)  # and inherited by the forked workers
+    checks = Checks(SchemaValidator(None))
+    tree = load_tree(source, validate=checks, lazy_items=True)
+    assert describe(tree) == sequential

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import os
 import signal
 import threading
@@ -94,6 +95,8 @@ class ItemReaders:
         A few tasks are in flight at a time: answers do not pile up in memory when the caller
         is slower than the workers.
         """
+        from concurrent.futures.process import BrokenProcessPool
+
         chunks = _chunks(files)
         pending: collections.deque[tuple[list[str], Future[list[ReadItem | None]]]] = collections.deque()
         for chunk in chunks:
@@ -102,7 +105,12 @@ class ItemReaders:
                 break
         while pending:
             chunk, future = pending.popleft()
-            answers = future.result()
+            try:
+                answers = future.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory?): read the rest here
+                left = itertools.chain([chunk], (waiting for waiting, _ in pending), chunks)
+                yield from ((file, None) for part in left for file in part)
+                return
             following = next(chunks, None)
             if following is not None:
                 pending.append((following, self._pool.submit(_read_chunk, following)))
