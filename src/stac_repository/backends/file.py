@@ -60,6 +60,15 @@ def _keep_old(target: str, kept: str) -> None:
         os.replace(target, kept)
 
 
+def _sorted_entries(folder: str | Path) -> list[os.DirEntry[str]]:
+    """A folder's entries in the order of their paths (a folder name sorts as name + "/")."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(entries, key=lambda e: f"{e.name}/" if e.is_dir(follow_symlinks=False) else e.name)
+
+
 class FileSnapshot(Snapshot):
     def __init__(self, backend: FileBackend) -> None:
         self.backend = backend
@@ -95,23 +104,21 @@ class FileSnapshot(Snapshot):
         if start.is_file():
             yield prefix
             return
-        stack = [start]
-        found: list[str] = []
+        # Depth first, each folder's entries sorted with a "/" after folder names: that is the
+        # sorted order of the full paths, so nothing is collected (an export of a large catalog
+        # holds one folder listing per level).
+        root = os.fspath(self.root)
+        stack = [iter(_sorted_entries(start))]
         while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
-                if rel == LOCAL_DIR:
-                    continue
+            for entry in stack[-1]:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
+                    if os.path.relpath(entry.path, root).replace(os.sep, "/") != LOCAL_DIR:
+                        stack.append(iter(_sorted_entries(entry.path)))
+                        break
                 elif entry.is_file(follow_symlinks=False):
-                    found.append(rel)
-        yield from sorted(found)
+                    yield os.path.relpath(entry.path, root).replace(os.sep, "/")
+            else:
+                stack.pop()
 
     def unchanged(self) -> bool:
         """True when no transaction was applied or began applying since this snapshot."""

@@ -274,16 +274,20 @@ class GitSnapshot(Snapshot):
             if entry.filemode != TREE:
                 return
             tree = self.repo[entry.id]
-        found: list[str] = []
-        stack: list[tuple[str, pygit2.Tree]] = [(f"{prefix}/" if prefix else "", tree)]
+        # Depth first in each tree's own order, which is git's: names compared with a "/" after
+        # those of trees. That is the sorted order of the full paths, so nothing is collected
+        # (an export of a large catalog holds one open tree per level).
+        stack: list[tuple[str, Iterator[pygit2.Object]]] = [(f"{prefix}/" if prefix else "", iter(tree))]
         while stack:
-            base, folder = stack.pop()
-            for entry in folder:
+            base, entries = stack[-1]
+            for entry in entries:
                 if entry.filemode == TREE:
-                    stack.append((f"{base}{entry.name}/", self.repo[entry.id]))
-                elif entry.filemode in FILE_MODES and entry.name not in RESERVED_NAMES:
-                    found.append(base + entry.name)
-        yield from sorted(found)
+                    stack.append((f"{base}{entry.name}/", iter(self.repo[entry.id])))
+                    break
+                if entry.filemode in FILE_MODES and entry.name not in RESERVED_NAMES:
+                    yield base + entry.name
+            else:
+                stack.pop()
 
 
 # -- writing --------------------------------------------------------------------------------

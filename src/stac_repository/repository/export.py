@@ -34,6 +34,10 @@ class _Out:
 
     _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
+    MADE = 1024
+    """Folders remembered as made: files come in path order, so a folder's files arrive together
+    and a small memory suffices (a large catalog has a folder per item)."""
+
     def __init__(self) -> None:
         self.made: set[Path] = set()
 
@@ -41,6 +45,8 @@ class _Out:
         if folder in self.made:
             return
         folder.mkdir(parents=True, exist_ok=True)
+        if len(self.made) >= self.MADE:
+            self.made.clear()
         for made in (folder, *folder.parents):
             if made in self.made:
                 break
