@@ -5,6 +5,7 @@ reachability. Nothing here touches the working tree, refs or locks.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -271,7 +272,7 @@ def lfs_objects_added(repo: pygit2.Repository, tip: pygit2.Oid, known: pygit2.Oi
             changed.update(path for path, entry in diff_trees(repo, old, commit.tree) if entry is not None)
         for path in changed:
             folder_path, _, name = path.rpartition("/")
-            folder: Any = commit.tree[folder_path] if folder_path else commit.tree
+            folder: Any = commit.tree[sys.intern(folder_path)] if folder_path else commit.tree
             if name == lfs.ATTRIBUTES:  # newly listed names may point at unchanged blobs
                 for listed in names_in(folder):
                     check(folder, listed)
@@ -281,7 +282,10 @@ def lfs_objects_added(repo: pygit2.Repository, tip: pygit2.Oid, known: pygit2.Oi
 
 
 def _entry(tree: pygit2.Tree, name: str) -> pygit2.Object | None:
+    """``tree[name]``, asked with an interned name: pygit2 1.21's subscript keeps a reference to
+    the name string it is given, so each lookup with a new string object would leak it (see
+    ``GitSnapshot._folder``); interned, each distinct name is kept once."""
     try:
-        return tree[name]
+        return tree[sys.intern(name)]
     except KeyError:
         return None
