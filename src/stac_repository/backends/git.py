@@ -172,6 +172,17 @@ def _join(folder: str, name: str) -> str:
 # -- reading --------------------------------------------------------------------------------
 
 
+def _uncache_trees() -> None:
+    """Keep libgit2 from caching parsed trees (a process-wide libgit2 setting).
+
+    Its object cache counts a tree by its raw size, but holds it parsed, about four times
+    larger, up to 256 MB of raw size. Walking a 100k-item repository (export, backup) kept
+    about 90 MB that way. Snapshots keep the folders they use in their own bounded cache
+    (``GitSnapshot._folder``), so libgit2's adds nothing to this backend.
+    """
+    pygit2.settings.cache_object_limit(pygit2.GIT_OBJECT_TREE, 0)
+
+
 class GitSnapshot(Snapshot):
     """One commit's tree: immutable, so readers need no lock and never see a half-applied change."""
 
@@ -335,6 +346,7 @@ class GitBackend(Backend):
         self._recover_if_idle()
 
     def _attach(self, repo: pygit2.Repository, fsync: bool) -> None:
+        _uncache_trees()
         self.repo = repo
         self.fsync = fsync
         self.git_dir = Path(repo.path)
