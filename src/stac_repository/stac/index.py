@@ -134,7 +134,7 @@ class IndexView:
         now, since it may become empty and go."""
         for path in sorted(self._edits):
             edits = self._edits[path]
-            if any(entry is None for rows in edits.values() for entry in _rows(rows).values()):
+            if any(isinstance(rows, dict) and None in rows.values() for rows in edits.values()):
                 content = self._render(path)
                 yield path, content or None
             else:

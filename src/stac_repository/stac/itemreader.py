@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .document import StacType, parse_json, read_json_bytes
-from .validation import SchemaValidator, check_structure, with_posix_hrefs
+from .validation import SchemaValidator, check_structure
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -156,7 +156,7 @@ def _read_chunk(files: list[str]) -> list[ReadItem | None]:
 
 
 def _read_item(file: str) -> ReadItem | None:
-    from .source import check_old_commons, pack, stub
+    from .source import check_old_commons, pack, stub  # source imports this module
 
     try:
         raw = read_json_bytes(Path(file))
@@ -168,7 +168,7 @@ def _read_item(file: str) -> ReadItem | None:
         validator = _worker.get("validator")
         unchecked: list[str] = []
         if validator is not None:
-            unchecked = validator.validate(with_posix_hrefs(doc), kind, file=file)
+            unchecked = validator.validate_stored_form(doc, kind, file=file)
         return ReadItem(str(doc["id"]), pack(stub(doc)), hashlib.sha256(raw).digest(), tuple(unchecked))
     except Exception:  # the main process reads it again and reports what is wrong
         return None

@@ -329,6 +329,12 @@ class SchemaValidator:
                 self._explain(url, doc, file)
         return unchecked
 
+    def validate_stored_form(
+        self, doc: Mapping[str, Any], kind: StacType, *, file: str | None = None
+    ) -> list[str]:
+        """:meth:`validate` the document as it will be stored (see :func:`with_posix_hrefs`)."""
+        return self.validate(with_posix_hrefs(doc), kind, file=file)
+
     def _explain(self, url: str, doc: Mapping[str, Any], file: str | None) -> None:
         """Raise the detailed validator's error for a document the quiet one refused."""
         import fastjsonschema
@@ -362,7 +368,7 @@ class Checks:
         if self.error is not None:
             return
         try:
-            self.passed(self.validator.validate(with_posix_hrefs(doc), kind, file=str(file)))
+            self.passed(self.validator.validate_stored_form(doc, kind, file=str(file)))
         except Exception as exc:
             if not self.defer:
                 raise
