@@ -14,6 +14,7 @@ import pytest
 
 from stac_repository import Repository
 from stac_repository.errors import InvalidStac
+from stac_repository.forking import worker_count
 from stac_repository.stac import itemreader
 from stac_repository.stac.source import SourceNode, load_tree
 from stac_repository.stac.validation import Checks, SchemaValidator
@@ -85,11 +86,11 @@ def test_workers_are_used_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """The equivalence tests below mean something only if this machine starts workers."""
     monkeypatch.delenv("STAC_REPOSITORY_WORKERS", raising=False)
     assert threading.active_count() == 1
-    assert itemreader.worker_count() >= 1 or len(__import__("os").sched_getaffinity(0)) == 1
+    assert worker_count() >= 1 or len(__import__("os").sched_getaffinity(0)) == 1
     monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "3")
-    assert itemreader.worker_count() == 3
+    assert worker_count() == 3
     monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "0")
-    assert itemreader.worker_count() == 0
+    assert worker_count() == 0
 
 
 def test_no_workers_while_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,11 +99,11 @@ def test_no_workers_while_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> 
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert itemreader.worker_count() == 0
+        assert worker_count() == 0
     finally:
         stop.set()
         other.join()
-    assert itemreader.worker_count() == 2
+    assert worker_count() == 2
 
 
 def test_a_valid_product_loads_the_same(

@@ -63,7 +63,7 @@ import orjson
 import pygit2
 
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
-from . import fsutil, gitpack, lfs
+from . import fsutil, gitpack, lfs, lfsahead
 from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
 from .gitobjects import (
     BLOB,
@@ -86,9 +86,9 @@ DEFAULT_BRANCH = "main"
 DEFAULT_AUTHOR = ("stac-repository", "stac-repository@localhost")
 DEFAULT_LFS_THRESHOLD = 0
 PACK_THRESHOLD = 64
+"""Files in one transaction from which its blobs go into one pack instead of loose objects."""
 _CACHED_FOLDERS = 1024
 """Folders whose LFS names a snapshot remembers."""
-"""Files in one transaction from which its blobs go into one pack instead of loose objects."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 RESERVED_NAMES = frozenset({lfs.ATTRIBUTES, ".gitmodules", ".lfsconfig"})
 """Git gives these names meaning: the backend writes .gitattributes itself and refuses them all."""
@@ -518,15 +518,20 @@ class GitBackend(Backend):
                 self._update_attributes(snapshot, folder, updates, entries, create)
 
         threshold = self._lfs_threshold(snapshot)
+        paths = sorted(changes.paths())  # distinct: ChangeSet.check
+        ahead = self._add_ahead(paths, changes, threshold) if packer is not None else None
         stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
         try:
-            for path in sorted(changes.paths()):  # distinct: ChangeSet.check
+            for path in paths:
+                blob = path not in changes.writes and path in changes.blobs
+                added = ahead.next() if blob and ahead is not None else None  # one answer per blob
                 if stream.moot(path):
                     continue
-                if path in changes.writes:
+                if blob:
+                    source = changes.blobs[path]
+                    oid, is_lfs = self._store_blob(path, source, threshold, written, create, added)
+                elif path in changes.writes:
                     oid, is_lfs = create(content(changes.writes[path])), False
-                elif path in changes.blobs:
-                    oid, is_lfs = self._store_blob(path, changes.blobs[path], threshold, written, create)
                 else:
                     oid, is_lfs = None, False
                 stream.put(path, oid)
@@ -540,7 +545,26 @@ class GitBackend(Backend):
             if packer is not None:
                 packer.abort()
             raise
+        finally:
+            if ahead is not None:
+                ahead.close()
         return tree
+
+    def _add_ahead(self, paths: list[str], changes: ChangeSet, threshold: int) -> lfsahead.AddAhead | None:
+        """A child adding the transaction's LFS objects ahead of the tree stream (see :mod:`.lfsahead`).
+
+        The child lists the sources itself, from its copy of the change, in the stream's order.
+        """
+        blobs, writes = changes.blobs, changes.writes
+        sources = (
+            blobs[path] if lfs.can_track(path.rpartition("/")[2]) else None
+            for path in paths
+            if path not in writes and path in blobs
+        )
+        ahead = lfsahead.start(self.lfs, sources, len(blobs), threshold)
+        if ahead is not None:
+            _crash_point("git-lfs-ahead")
+        return ahead
 
     def _store_blob(
         self,
@@ -549,7 +573,10 @@ class GitBackend(Backend):
         threshold: int,
         written: _Written,
         create: Callable[[bytes], pygit2.Oid],
+        added: lfs.Pointer | None = None,
     ) -> tuple[pygit2.Oid, bool]:
+        """The blob of one asset: its bytes, or an LFS pointer (``added``: the object is in the
+        store already, if it has the size just seen)."""
         try:
             size = os.stat(source).st_size
         except OSError as exc:
@@ -558,7 +585,7 @@ class GitBackend(Backend):
         if size == 0 or size < threshold or not lfs.can_track(name):
             with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
                 return create(fh.read()), False
-        pointer = self.lfs.add(source)
+        pointer = added if added is not None and added.size == size else self.lfs.add(source)
         if written.tracking:
             stored = self.lfs.path(pointer.oid)
             written.file(stored)

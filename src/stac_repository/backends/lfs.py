@@ -218,13 +218,15 @@ class Store:
             tmp.unlink(missing_ok=True)
         return target
 
-    def clean_tmp(self) -> None:
-        """Drop temporaries of interrupted transactions (call under the writer lock)."""
+    def clean_tmp(self, pid: int | None = None) -> None:
+        """Drop temporaries of interrupted transactions (call under the writer lock), or only
+        those of the process ``pid`` (a stopped helper of this writer)."""
         tmp_dir = self.root / "tmp"
         if not tmp_dir.is_dir():
             return
+        prefix = _TMP_PREFIX if pid is None else f"{_TMP_PREFIX}{pid}-"
         for entry in tmp_dir.iterdir():
-            if entry.name.startswith(_TMP_PREFIX):
+            if entry.name.startswith(prefix):
                 entry.unlink(missing_ok=True)
 
 

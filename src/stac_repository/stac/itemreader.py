@@ -9,10 +9,8 @@ A worker answers only for an item that passes every check. Anything else (an inv
 file that is not an item, an unreadable one) gets no answer, and the main process reads it
 again itself, so it is reported exactly as it would be without workers.
 
-Workers are forked, and only from a process with a single thread: forking a process where
-other threads may hold locks can deadlock the child, and the other start methods run the
-main module again in each worker. Elsewhere the items are read in the main process.
-``STAC_REPOSITORY_WORKERS`` sets the number of workers (``0``: none).
+Workers are forked, when :func:`.forking.worker_count` allows it; elsewhere the items are read
+in the main process.
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ MIN_ITEMS = 1000
 CHUNK = 256
 """Items per task: large enough that a task's overhead is small, small enough to keep every
 worker busy until the end."""
-MAX_WORKERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +49,6 @@ class ReadItem:
     digest: bytes
     unchecked: tuple[str, ...]
     """Schemas that could not be checked offline."""
-
-
-def worker_count() -> int:
-    """How many workers to start: none on one core or where forking is not safe."""
-    setting = os.environ.get("STAC_REPOSITORY_WORKERS", "").strip()
-    if setting:
-        try:
-            wanted = max(0, int(setting))
-        except ValueError:
-            wanted = 0
-    else:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            cores = os.cpu_count() or 1
-        wanted = min(cores, MAX_WORKERS) if cores > 1 else 0
-    if not wanted or not hasattr(os, "fork"):
-        return 0
-    return wanted if threading.active_count() == 1 else 0
 
 
 class ItemReaders:

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 import orjson
 
 from ..errors import InvalidStac
+from ..forking import worker_count
 from . import itemreader
 from .document import StacType, parse_json, read_json_bytes, version_tuple
 from .validation import Checks, check_structure
@@ -367,7 +368,7 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         if sum(link.get("rel") == "item" for link in links) < itemreader.MIN_ITEMS:
             return None
         if not readers:
-            workers = itemreader.worker_count()
+            workers = worker_count()
             if not workers:
                 return None
             validator = validate.validator if isinstance(validate, Checks) else None
