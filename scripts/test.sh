@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=15 "$@"
 # Fails only on a gross regression (single-item cost growing with N, slow start), not on noise.
 .venv/bin/python bench/run.py --quick

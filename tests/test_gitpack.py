@@ -1,6 +1,6 @@
 """The pack writer against git itself: for any set of objects (duplicates included, enough to
-grow its id table), git rebuilds exactly the same index from the pack, verifies it, and every
-object reads back."""
+grow its id table; small and large, random and repetitive contents), git rebuilds exactly the
+same index from the pack, verifies it, and every object reads back."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ from hypothesis import strategies as st
 
 from stac_repository.backends.gitpack import PackWriter
 
+# Small objects (trees, LFS pointers), and larger ones, random or repetitive as documents are.
+CONTENT = (
+    st.binary(max_size=64)
+    | st.binary(min_size=400, max_size=20_000)
+    | st.builds(lambda part, n: part * n, st.binary(min_size=1, max_size=40), st.integers(10, 800))
+)
 OBJECTS = st.lists(
     st.tuples(
         st.sampled_from([pygit2.GIT_OBJECT_BLOB, pygit2.GIT_OBJECT_BLOB, pygit2.GIT_OBJECT_TREE]),
-        st.binary(max_size=64),
+        CONTENT,
     ),
     max_size=40,
 )

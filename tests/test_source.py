@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import stat
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stac_repository.stac.layout import folder_of
 from stac_repository.stac.source import RealPaths, load_tree, local_path, local_target
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -106,3 +108,10 @@ def links_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "d/rel").symlink_to("../a")
     (root / "d/broken").symlink_to(root / "nowhere")
     return root
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b.json", "", ".", "..", "~x", "é"]), max_size=6).map("/".join))
+def test_folder_of_is_dirname(path: str) -> None:
+    for candidate in (path, f"/{path}", f"{path}/", f"//{path}"):
+        assert folder_of(candidate) == posixpath.dirname(candidate)

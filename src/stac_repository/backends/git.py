@@ -525,7 +525,7 @@ class GitBackend(Backend):
             for path in paths:
                 blob = path not in changes.writes and path in changes.blobs
                 added = ahead.next() if blob and ahead is not None else None  # one answer per blob
-                if stream.moot(path):
+                if stream.deleted and stream.moot(path):
                     continue
                 if blob:
                     source = changes.blobs[path]
@@ -575,17 +575,19 @@ class GitBackend(Backend):
         create: Callable[[bytes], pygit2.Oid],
         added: lfs.Pointer | None = None,
     ) -> tuple[pygit2.Oid, bool]:
-        """The blob of one asset: its bytes, or an LFS pointer (``added``: the object is in the
-        store already, if it has the size just seen)."""
-        try:
-            size = os.stat(source).st_size
-        except OSError as exc:
-            raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
-        name = path.rsplit("/", 1)[-1]
-        if size == 0 or size < threshold or not lfs.can_track(name):
-            with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
-                return create(fh.read()), False
-        pointer = added if added is not None and added.size == size else self.lfs.add(source)
+        """The blob of one asset: its bytes, or an LFS pointer (``added``: the object that the
+        child of :mod:`.lfsahead` added, having read the file and found it large enough)."""
+        if added is not None:
+            pointer = added
+        else:
+            try:
+                size = os.stat(source).st_size
+            except OSError as exc:
+                raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
+            if size == 0 or size < threshold or not lfs.can_track(path.rpartition("/")[2]):
+                with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
+                    return create(fh.read()), False
+            pointer = self.lfs.add(source)
         if written.tracking:
             stored = self.lfs.path(pointer.oid)
             written.file(stored)
