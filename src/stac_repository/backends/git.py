@@ -519,8 +519,8 @@ class GitBackend(Backend):
 
         threshold = self._lfs_threshold(snapshot)
         paths = sorted(changes.paths())  # distinct: ChangeSet.check
-        ahead = self._add_ahead(paths, changes, threshold) if packer is not None else None
         stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
+        ahead = self._add_ahead(paths, changes, threshold) if packer is not None else None
         try:
             for path in paths:
                 blob = path not in changes.writes and path in changes.blobs
