@@ -41,6 +41,7 @@ from .git_helpers import (
     needs_git,
     run_git,
 )
+from .test_lfs_ahead import _bulk_product
 
 pytestmark = needs_git
 
@@ -575,4 +576,39 @@ def test_a_large_ingest_writes_its_blobs_as_one_pack(tmp_path: Path, corpus: Pat
     assert documents[0] == documents[1]
     _ingest(repo, TEST_CASE_1)  # small: loose objects beside the pack
     assert len(set((git_dir / "objects/pack").glob("*.pack")) - packs_before) == 1
+    fsck(repo.root)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or sys.platform != "linux", reason="needs strace on Linux")
+@pytest.mark.parametrize("worktree", [False, True], ids=["bare", "worktree"])
+def test_a_large_commit_syncs_its_own_file_system_only(tmp_path: Path, worktree: bool) -> None:
+    """Past a few dozen files (here 360 LFS objects) a commit is made durable with syncfs(2) on
+    the repository's file system, never sync(2), which would wait for every other file system's
+    pending writes."""
+    repo = _init(tmp_path / "r", worktree=worktree)
+    source = _bulk_product(tmp_path / "src", 120)
+    log = tmp_path / "strace.log"
+    cli = Path(sys.executable).parent / "stac-repository"
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            str(log),
+            "-e",
+            "trace=sync,syncfs",
+            str(cli),
+            "-r",
+            str(repo.root),
+            "ingest",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    calls = [line.split("(", 1)[0].split()[-1] for line in log.read_text().splitlines() if "(" in line]
+    assert "syncfs" in calls and "sync" not in calls, calls
     fsck(repo.root)

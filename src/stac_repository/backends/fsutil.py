@@ -40,6 +40,26 @@ def sync_folders(folders: Sequence[Path | str]) -> None:
             fsync_dir(folder)
 
 
+def sync_filesystems(folders: Iterable[Path | str]) -> None:
+    """Make everything written under ``folders`` durable: one syncfs(2) per file system they
+    are on, where Linux offers it; else (or with no folder) one sync(2) of the whole system."""
+    devices: set[int] = set()
+    for folder in folders:
+        try:
+            device = os.stat(folder).st_dev
+        except OSError:
+            continue
+        if device in devices:
+            continue
+        devices.add(device)
+        if not _syncfs(folder):
+            break
+    else:
+        if devices:
+            return
+    os.sync()
+
+
 def _syncfs(folder: Path | str) -> bool:
     try:
         import ctypes

@@ -318,7 +318,7 @@ class _GitTransaction(Transaction):
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
         with _storage_errors("cannot commit the transaction"):
-            written = _Written(self.backend.fsync)
+            written = _Written(self.backend.fsync, *self.backend.roots())
             tree = self.backend._apply(snapshot, changes, written)
             return self._land(tree, changes.message, changes.summary, written)
 
@@ -478,7 +478,7 @@ class GitBackend(Backend):
             target: pygit2.Commit = self.repo[self.resolve(ref)]
             with _storage_errors(f"cannot restore {ref}"):
                 summary = {**(summary or {}), "restored": str(target.id), "ref": ref}
-                return tx._land(target.tree_id, message, summary, _Written(self.fsync))
+                return tx._land(target.tree_id, message, summary, _Written(self.fsync, *self.roots()))
 
     def _lfs_threshold(self, snapshot: GitSnapshot) -> int:
         try:
@@ -796,7 +796,7 @@ class GitBackend(Backend):
         view.tree = tree
         index = self.repo.index
         index.read(False)
-        written = _Written(self.fsync)
+        written = _Written(self.fsync, *self.roots())
         touched: set[Path] = set()
         for path, entry in changes.items():
             if entry is None:
@@ -847,6 +847,10 @@ class GitBackend(Backend):
     def local_dir(self) -> Path:
         return self.private
 
+    def roots(self) -> tuple[Path, ...]:
+        """The folders whose file systems hold what a commit writes (git directory, working tree)."""
+        return (self.git_dir, self.root) if self.git_dir != self.root else (self.git_dir,)
+
     @property
     def branch_name(self) -> str:
         return _short(self.branch)
@@ -860,7 +864,7 @@ class GitBackend(Backend):
     def copy_lfs(self, oids: Iterable[str], source: lfs.Store, target: lfs.Store) -> int:
         """Copy LFS objects between two stores, durable before any branch points at them; the
         number copied (objects already there are skipped)."""
-        written = _Written(self.fsync)
+        written = _Written(self.fsync, target.root)
         with _storage_errors("cannot copy the LFS objects"):
             count = 0
             for oid in sorted(oids):
@@ -968,14 +972,16 @@ class _Written:
     """What a commit step wrote and must make durable before the next step (when fsync is on).
 
     A few paths are fsynced one by one. Many (an import writes thousands of files, at a fraction
-    of a millisecond per fsync) take one sync() of the system instead, on Linux where it waits;
-    past that point paths are no longer kept, so a large import holds no list of its files.
+    of a millisecond per fsync) take one syncfs() of each file system under ``roots`` instead
+    (not sync(), which would wait for every other file system's writes too), on Linux where it
+    waits; past that point paths are no longer kept, so a large import holds no list of its files.
     """
 
     BATCH = 64
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, *roots: Path) -> None:
         self.enabled = enabled
+        self.roots = roots
         self.objects: list[pygit2.Oid] = []
         self.files: set[Path] = set()
         self.folders: set[Path] = set()
@@ -1008,7 +1014,7 @@ class _Written:
         if not self.enabled:
             return
         if everything:
-            os.sync()
+            fsutil.sync_filesystems(self.roots)
             return
         for path in files:
             if path.is_file():
@@ -1046,7 +1052,7 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_tree(top: Path) -> None:
-    written = _Written(True)
+    written = _Written(True, top)
     for folder, _, files in os.walk(top):
         written.folder(Path(folder))
         for name in files:
