@@ -584,7 +584,7 @@ class GitBackend(Backend):
                 size = os.stat(source).st_size
             except OSError as exc:
                 raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
-            if size == 0 or size < threshold or not lfs.can_track(path.rpartition("/")[2]):
+            if not lfs.is_large(size, threshold) or not lfs.can_track(path.rpartition("/")[2]):
                 with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
                     return create(fh.read()), False
             pointer = self.lfs.add(source)

@@ -59,6 +59,11 @@ def parse_pointer(data: bytes) -> Pointer | None:
     return Pointer(match[2].decode(), int(match[3]))
 
 
+def is_large(size: int, threshold: int) -> bool:
+    """Does a file of ``size`` bytes go to LFS under ``lfs.threshold``? (Empty files never do.)"""
+    return size > 0 and size >= threshold
+
+
 def can_track(name: str) -> bool:
     """True when ``name`` can be listed in .gitattributes verbatim (others stay plain blobs)."""
     return name != ATTRIBUTES and _PLAIN_NAME.fullmatch(name) is not None

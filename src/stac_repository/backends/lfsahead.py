@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..forking import worker_count
-from .lfs import Pointer, Store
+from .lfs import Pointer, Store, is_large
 
 MIN_OBJECTS = 256
 """Below this many candidate objects, forking costs more than it saves."""
@@ -114,8 +114,7 @@ def _child(out: int, store: Store, sources: Iterable[str | Path | None], thresho
             if source is None:
                 record = no_object
             else:
-                size = os.stat(source).st_size
-                if size == 0 or size < threshold:
+                if not is_large(os.stat(source).st_size, threshold):
                     record = no_object
                 else:
                     pointer = store.add(source)
