@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -188,13 +189,22 @@ def test_stac_processor_commands(corpus: Path) -> None:
     assert proc.returncode == 1 and "no processor named" in proc.stderr
 
 
-def test_cli_module_imports_nothing_heavy() -> None:
+HEAVY = ("pystac", "pygit2", "fastjsonschema", "jsonschema_rs", "rich.progress", "pydantic")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [None, ["version"], ["--help"], ["ingest", "--help"]],
+    ids=["import", "version", "help", "ingest-help"],
+)
+def test_cli_start_imports_nothing_heavy(argv: list[str] | None) -> None:
+    """Start-up time is user-visible: neither the module nor version/--help may pull these in."""
+    run = "" if argv is None else f"run(m.app, 'stac-repository', {argv!r})"
     code = (
-        "import sys, stac_repository.cli.repository_app as m; "
-        "heavy = ('pystac', 'pygit2', 'fastjsonschema', 'jsonschema_rs', 'rich.progress'); "
-        "print(','.join(n for n in heavy if n in sys.modules))"
+        "import sys, contextlib, io, stac_repository.cli.repository_app as m\n"
+        "from stac_repository.cli.common import run\n"
+        f"out = io.StringIO()\nwith contextlib.redirect_stdout(out): {run or 'pass'}\n"
+        f"print(','.join(n for n in {HEAVY!r} if n in sys.modules))"
     )
-    proc = __import__("subprocess").run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
