@@ -192,6 +192,21 @@ def test_stac_processor_commands(corpus: Path) -> None:
 HEAVY = ("pystac", "pygit2", "fastjsonschema", "jsonschema_rs", "rich.progress", "pydantic")
 
 
+def _modules_loaded_by(argv: list[str] | None, watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` a run of the command (in-process, in a fresh interpreter) imports."""
+    run = "rc = 0" if argv is None else f"rc = run(m.app, 'stac-repository', {argv!r})"
+    code = (
+        "import sys, contextlib, io, stac_repository.cli.repository_app as m\n"
+        "from stac_repository.cli.common import run\n"
+        f"out = io.StringIO()\nwith contextlib.redirect_stdout(out): {run}\n"
+        f"print(rc, ','.join(n for n in {watched!r} if n in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rc, _, loaded = proc.stdout.strip().partition(" ")
+    assert rc == "0", proc.stderr
+    return [n for n in loaded.split(",") if n]
+
+
 @pytest.mark.parametrize(
     "argv",
     [None, ["version"], ["--help"], ["ingest", "--help"]],
@@ -199,12 +214,19 @@ HEAVY = ("pystac", "pygit2", "fastjsonschema", "jsonschema_rs", "rich.progress",
 )
 def test_cli_start_imports_nothing_heavy(argv: list[str] | None) -> None:
     """Start-up time is user-visible: neither the module nor version/--help may pull these in."""
-    run = "" if argv is None else f"run(m.app, 'stac-repository', {argv!r})"
-    code = (
-        "import sys, contextlib, io, stac_repository.cli.repository_app as m\n"
-        "from stac_repository.cli.common import run\n"
-        f"out = io.StringIO()\nwith contextlib.redirect_stdout(out): {run or 'pass'}\n"
-        f"print(','.join(n for n in {HEAVY!r} if n in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == ""
+    assert _modules_loaded_by(argv, HEAVY) == []
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_single_item_ingest_imports_only_what_it_uses(tmp_path: Path, corpus: Path, backend: str) -> None:
+    """pystac (its bundled schemas are read as files), python-jsonschema and pygit2 for the file
+    backend would be tens of milliseconds of every ingest's start."""
+    repo = tmp_path / "repo"
+    run_cli("-r", repo, "--backend", backend, "init", "--yes", check=True)
+    item = corpus / "pystac/catalogs/test-case-1/country-1/area-1-1/area-1-1-imagery/area-1-1-imagery.json"
+    assert item.is_file()
+    loaded = _modules_loaded_by(["-r", str(repo), "ingest", str(item)], (*HEAVY, "jsonschema"))
+    expected = ["jsonschema_rs"] + (["pygit2"] if backend == "git" else [])
+    assert sorted(loaded) == sorted(expected)
+    run_cli("-r", repo, "export", tmp_path / "out", check=True)
+    assert any((tmp_path / "out").rglob("area-1-1-imagery.json"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.resources
+import importlib.util
 import marshal
 import os
 import re
@@ -236,6 +236,17 @@ def _store(path: Path, data: bytes) -> None:
         pass
 
 
+def _pystac_schemas() -> Path:
+    """pystac's offline copies of the core and GeoJSON schemas, found without importing
+    ``pystac.validation``: that imports all of pystac and python-jsonschema when installed,
+    most of a single-item ingest's start-up."""
+    spec = importlib.util.find_spec("pystac")
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        raise ModuleNotFoundError("pystac is not installed: its bundled STAC schemas are needed")
+    return Path(next(iter(locations))) / "validation" / "jsonschemas"
+
+
 class SchemaValidator:
     """Validates documents against their own version's core schema and cached extension schemas.
 
@@ -251,7 +262,7 @@ class SchemaValidator:
         self.schema_dir = schema_dir
         self._compiled: dict[str, Any] = {}
         self._explainers: dict[str, Callable[[Any], Any] | None] = {}
-        self._bundled = importlib.resources.files("pystac.validation.jsonschemas")
+        self._bundled = _pystac_schemas()
 
     def _load(self, url: str) -> Any:
         parsed = urlparse(url)
@@ -261,9 +272,9 @@ class SchemaValidator:
                 return orjson.loads(local.read_bytes())
         name = parsed.path.rsplit("/", 1)[-1]
         if parsed.netloc == "schemas.stacspec.org" and parsed.path.startswith("/v1.1.0/"):
-            return orjson.loads(self._bundled.joinpath("stac-spec", "v1.1.0", name).read_bytes())
+            return orjson.loads((self._bundled / "stac-spec" / "v1.1.0" / name).read_bytes())
         if parsed.netloc == "geojson.org":
-            return orjson.loads(self._bundled.joinpath("geojson", name).read_bytes())
+            return orjson.loads((self._bundled / "geojson" / name).read_bytes())
         if parsed.netloc == "json-schema.org":
             return {}
         raise FileNotFoundError(url)
