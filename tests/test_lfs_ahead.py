@@ -145,7 +145,13 @@ def test_the_child_ends_with_its_parent(tmp_path: Path) -> None:
     store = _store(tmp_path)
     source = _file(tmp_path / "src", "a.tif", b"content")
     ready = tmp_path / "ready"
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(store.root.parent), source, str(ready)])
+    assert_kill_9_ends_the_child(PARENT, ready, str(store.root.parent), source, str(ready))
+
+
+def assert_kill_9_ends_the_child(code: str, ready: Path, *args: str) -> None:
+    """Run ``code`` in a parent process that forks a child (which writes its pid to ``ready``);
+    kill -9 the parent: the child must be gone within 10 s."""
+    parent = subprocess.Popen([sys.executable, "-c", code, *args])
     try:
         child = _wait_for(ready)
         parent.send_signal(signal.SIGKILL)

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..forking import worker_count
+from ..forking import fork, worker_count
 from .lfs import Pointer, Store, is_large
 
 MIN_OBJECTS = 256
@@ -45,15 +45,12 @@ class AddAhead:
 
     def __init__(self, store: Store, sources: Iterable[str | Path | None], threshold: int) -> None:
         read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller's code
-            code = 1
-            try:
-                os.close(read_end)
-                _child(write_end, store, sources, threshold)
-                code = 0
-            finally:
-                os._exit(code)
+
+        def child() -> None:
+            os.close(read_end)
+            _child(write_end, store, sources, threshold)
+
+        pid = fork(child)
         os.close(write_end)
         self._pid: int | None = pid
         self._store = store

@@ -16,12 +16,13 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from ..backends.base import STATE_DIR, ChangeSet, Snapshot
 from ..errors import Conflict, InvalidStac, NotFound, UsageError
+from ..forking import OrderedForkMap, worker_count
 from . import extent as ext
 from .document import StacType, dumps, identify, parse_json, read_json_bytes
 from .filemap import FileMap
@@ -61,7 +62,7 @@ def resolve_href(from_path: str, href: str) -> str | None:
     return None if joined.startswith("../") or joined == ".." else joined
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Product:
     """What writing one product's tree needs at every node."""
 
@@ -70,6 +71,7 @@ class _Product:
     folder: Path
     version: str | None
     processor: str | None
+    renders: _Renders | None = None
 
     @functools.cached_property
     def by_file(self) -> dict[str, str]:
@@ -323,7 +325,14 @@ class Planner:
             version=version,
             processor=processor,
         )
-        return self._emit(product, tree, placement, self._ancestor_collections(placement))
+        collections = self._ancestor_collections(placement)
+        product.renders = _Renders.start(self, product, placement, collections)
+        try:
+            return self._emit(product, tree, placement, collections)
+        finally:
+            if product.renders is not None:
+                product.renders.close()
+                product.renders = None
 
     def _emit(
         self, product: _Product, node: SourceNode, parent_path: str, collections: dict[str, str]
@@ -331,9 +340,9 @@ class Planner:
         """Write ``node`` and its descendants (a method, not a closure calling itself: that
         would be a reference cycle keeping the whole tree alive until the next GC pass)."""
         path = product.paths[id(node)]
-        # A lazy item is read in full again now, and its stored form spooled: its stub holds
-        # only what planning needed before this point.
-        source = _reread(node) if node.lazy else node.doc
+        if node.lazy:
+            return self._emit_lazy_item(product, node, path, parent_path, collections)
+        source = node.doc
         doc = copy.copy(source)
         inner = {**collections, node.id: path} if node.kind is StacType.COLLECTION else collections
         children_cov = ext.union(self._emit(product, c, path, inner) for c in node.children)
@@ -348,13 +357,55 @@ class Planner:
             doc["extent"] = copy.deepcopy(doc["extent"])
             cov = ext.union([ext.collection_coverage(doc), cov])
             ext.apply_coverage(doc, cov)
-        if node.lazy:
-            self._spooled[path] = self._spool.add(dumps(doc))
-            if node is not product.tree:
-                node.forget()
+        self._docs[path] = doc
+        self._touch(path)
+        self._record(product, node, path, parent_path, cov)
+        return cov
+
+    def _emit_lazy_item(
+        self, product: _Product, node: SourceNode, path: str, parent_path: str, collections: dict[str, str]
+    ) -> ext.Coverage:
+        """A lazily loaded item: its stored form is rendered (here, or ahead by a worker) and
+        spooled, and its stub dropped."""
+        answer = product.renders.take(node) if product.renders is not None else None
+        if answer is None:
+            effective = self.effective_parent(parent_path)
+            stored, cov = self._render_item(product, node, path, parent_path, effective, collections)
         else:
-            self._docs[path] = doc
-            self._touch(path)
+            stored, cov, blobs, warnings = answer
+            self.outcome.warnings.extend(warnings)
+            for stored_path, source in blobs:
+                self.blobs[stored_path] = source
+        self._spooled[path] = self._spool.add(stored)
+        if node is not product.tree:
+            node.forget()
+        self._record(product, node, path, parent_path, cov)
+        return cov
+
+    def _render_item(
+        self,
+        product: _Product,
+        node: SourceNode,
+        path: str,
+        parent_path: str,
+        effective_parent: str,
+        collections: dict[str, str],
+    ) -> tuple[bytes, ext.Coverage]:
+        """The stored form of a lazy item, read again in full; its local files go to
+        ``self.blobs``, its warnings to ``self.outcome``. Runs on workers too (see
+        :class:`_Renders`): it must not read the snapshot."""
+        source = _reread(node)
+        doc = copy.copy(source)
+        files = _LocalFiles(path, node)
+        doc["links"] = self._links_for(node, source, path, parent_path, product, files)
+        self._set_collection(doc, path, effective_parent, collections)
+        if doc.get("assets"):
+            doc["assets"] = self._copy_assets(node, source, files, product.folder)
+        return dumps(doc), ext.item_coverage(doc)
+
+    def _record(
+        self, product: _Product, node: SourceNode, path: str, parent_path: str, cov: ext.Coverage
+    ) -> None:
         top = node is product.tree
         self.index.put(
             Entry(
@@ -369,7 +420,6 @@ class Planner:
         )
         self.objects_written += 1
         self._new_objects[path] = node.id
-        return cov
 
     def _ancestor_collections(self, placement: str) -> dict[str, str]:
         """Stored collections above ``placement`` (itself included): id -> path, nearest last."""
@@ -737,6 +787,85 @@ class _LocalFiles:
             self.by_source[real] = name
             planner.blobs[f"{self.folder}/{name}" if self.folder else name] = real
         return f"./{self.by_source[real]}"
+
+
+_RenderTask = tuple[SourceNode, str, str, str, dict[str, str]]
+"""A lazy item, its stored path, its parent's, the parent a user sees, the collections above."""
+_Rendered = tuple[bytes, ext.Coverage, list[tuple[str, str]], list[str]]
+"""A lazy item's stored form, coverage, local files (stored path, source) and warnings."""
+
+
+class _Renders:
+    """The stored forms of a large product's lazy items, rendered ahead by forked workers.
+
+    Rendering an item (reading it again, its links, its assets' files, its coverage) is most
+    of planning a bulk product and does not depend on the other items. The workers fork once
+    the product's paths are assigned, so they plan from the same state as the parent; the
+    parent takes their answers in the order it reaches the items, and renders itself any
+    item a worker had no answer for (so errors are exactly those of the sequential plan).
+    """
+
+    MIN_ITEMS = 1000
+    """Below this many lazy items, forking costs more than it saves."""
+
+    def __init__(self, tasks: list[_RenderTask], renders: OrderedForkMap) -> None:
+        self._tasks = tasks
+        self._map = renders
+        self._next = 0
+
+    @classmethod
+    def start(
+        cls, planner: Planner, product: _Product, placement: str, collections: dict[str, str]
+    ) -> _Renders | None:
+        workers = worker_count()
+        tasks = _lazy_items(planner, product, placement, collections) if workers else []
+        if len(tasks) < cls.MIN_ITEMS:
+            return None
+
+        def render(n: int) -> tuple[bytes, tuple[Any, ...], list[tuple[str, str]], list[str]]:
+            # In a worker: what the parent's plan would add is recorded and sent back.
+            node, path, parent_path, effective, inner = tasks[n]
+            planner.blobs = recorded = cast(FileMap, {})
+            planner.outcome.warnings = warnings = []
+            stored, cov = planner._render_item(product, node, path, parent_path, effective, inner)
+            return stored, (cov.bbox, cov.start, cov.end), list(recorded.items()), warnings
+
+        return cls(tasks, OrderedForkMap(render, len(tasks), workers))
+
+    def take(self, node: SourceNode) -> _Rendered | None:
+        """What a worker rendered for ``node`` (the next lazy item), or None: render it here."""
+        n, self._next = self._next, self._next + 1
+        if n >= len(self._tasks) or self._tasks[n][0] is not node:  # not the order planned
+            return None
+        answer = self._map.get(n)
+        if answer is None:
+            return None
+        stored, (bbox, start, end), blobs, warnings = cast(tuple[Any, ...], answer)
+        return stored, ext.Coverage(tuple(bbox) if bbox is not None else None, start, end), blobs, warnings
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def _lazy_items(
+    planner: Planner, product: _Product, placement: str, collections: dict[str, str]
+) -> list[_RenderTask]:
+    """The product's lazy items in the order :meth:`Planner._emit` reaches them, with what
+    rendering each needs from its ancestors."""
+    tasks: list[_RenderTask] = []
+    effective: dict[str, str] = {}
+    stack: list[tuple[SourceNode, str, dict[str, str]]] = [(product.tree, placement, collections)]
+    while stack:
+        node, parent_path, above = stack.pop()
+        path = product.paths[id(node)]
+        if node.lazy:
+            if parent_path not in effective:
+                effective[parent_path] = planner.effective_parent(parent_path)
+            tasks.append((node, path, parent_path, effective[parent_path], above))
+            continue
+        inner = {**above, node.id: path} if node.kind is StacType.COLLECTION else above
+        stack.extend((child, path, inner) for child in reversed(node.children))
+    return tasks
 
 
 def _reread(node: SourceNode) -> dict[str, Any]:
