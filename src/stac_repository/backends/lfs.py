@@ -178,7 +178,7 @@ class Store:
 
     def open(self, pointer: Pointer, path: str) -> BinaryIO:
         """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""
-        target = self.path(pointer.oid)
+        target = self._target(pointer.oid)[0]  # a string: an export opens one per asset
         try:
             stream = open(target, "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError:

@@ -7,13 +7,10 @@ so a failed or interrupted copy never leaves a half-written destination.
 
 from __future__ import annotations
 
-import errno
-import io
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..backends import fsutil
 from ..backends.base import STATE_DIR, Backend, ChangeSet, Snapshot
@@ -24,73 +21,9 @@ from ..stac.index import Entry
 from ..stac.layout import folder_of, relative_href
 from ..stac.partition import MARK, is_partition
 from ..stac.planner import Planner, resolve_href
+from .filecopy import FileWriter, copy_files
 
 _RETRIES = 5
-
-
-class _Out:
-    """Writes the files of one copy as cheaply as Python allows: each folder made once, small
-    in-memory blobs written with one call, files on disk copied by the kernel (sendfile)."""
-
-    _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-
-    MADE = 1024
-    """Folders remembered as made: files come in path order, so a folder's files arrive together
-    and a small memory suffices (a large catalog has a folder per item)."""
-
-    def __init__(self) -> None:
-        self.made: set[Path] = set()
-
-    def folder(self, folder: Path) -> None:
-        if folder in self.made:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        if len(self.made) >= self.MADE:
-            self.made.clear()
-        for made in (folder, *folder.parents):
-            if made in self.made:
-                break
-            self.made.add(made)
-
-    def copy(self, snapshot: Snapshot, path: str, target: Path) -> None:
-        self.folder(target.parent)
-        with snapshot.open(path) as src:
-            if isinstance(src, io.BytesIO):
-                self.write(target, src.getvalue())
-                return
-            fd = os.open(target, self._FLAGS, 0o644)
-            try:
-                with open(fd, "wb", closefd=False) as dst:
-                    _kernel_copy(src, dst)
-            finally:
-                os.close(fd)
-
-    def write(self, target: Path, data: bytes | memoryview) -> None:
-        self.folder(target.parent)
-        fd = os.open(target, self._FLAGS, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-
-
-def _kernel_copy(src: BinaryIO, dst: BinaryIO) -> None:
-    """sendfile from file to file where the system has it; a plain copy otherwise."""
-    try:
-        infd, outfd = src.fileno(), dst.fileno()
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        shutil.copyfileobj(src, dst, 1 << 20)
-        return
-    offset = src.tell()
-    try:
-        while sent := os.sendfile(outfd, infd, offset, 1 << 30):
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset != src.tell():
-            raise
-        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 class _Changed(Exception):
@@ -131,20 +64,22 @@ def export(backend: Backend, destination: Path, *, ref: str | None = None, flatt
 
     def write(snap: Snapshot, tmp: Path) -> int:
         partitions = _Partitions(snap) if flatten else None
-        out = _Out()
+        catalog = (path for path in snap.walk() if path.split("/", 1)[0] != STATE_DIR)
+        if partitions is None:
+            return copy_files(snap, catalog, os.fspath(tmp))
+        out = FileWriter()
+        base = os.fspath(tmp)
         count = 0
-        for path in snap.walk():
-            if path.split("/", 1)[0] == STATE_DIR:
-                continue
-            if partitions is not None and partitions.affects(path):
+        for path in catalog:
+            if partitions.affects(path):
                 if is_partition(path):
                     continue
                 doc = parse_json(snap.read(path), file=path)
                 if isinstance(doc, dict) and isinstance(doc.get("links"), list):
-                    out.write(tmp / path, dumps(partitions.flatten(doc, path)))
+                    out.write(f"{base}/{path}", dumps(partitions.flatten(doc, path)))
                     count += 1
                     continue
-            out.copy(snap, path, tmp / path)
+            out.copy(snap, path, f"{base}/{path}")
             count += 1
         return count
 
@@ -210,11 +145,7 @@ def backup(backend: Backend, destination: Path, *, ref: str | None = None) -> in
         return int(native(destination, ref=ref))
 
     def write(snap: Snapshot, tmp: Path) -> int:
-        out = _Out()
-        count = 0
-        for path in snap.walk():
-            out.copy(snap, path, tmp / path)
-            count += 1
+        count = copy_files(snap, snap.walk(), os.fspath(tmp))
         (tmp / LOCAL_DIR).mkdir(parents=True, exist_ok=True)
         return count
 
@@ -251,7 +182,7 @@ def extract_subtrees(
     sub-folder each, named after the object's folder.
     """
     entries = list(entries)
-    out = _Out()
+    out = FileWriter()
     with fsutil.staged_folder(destination) as tmp:
         for entry in entries:
             folder = folder_of(entry.path)
