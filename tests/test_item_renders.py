@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,7 +20,8 @@ from stac_repository.backends.locking import WriterLock
 from stac_repository.forking import OrderedForkMap, worker_count
 from stac_repository.stac import planner
 
-from .test_lfs_ahead import _gone, _wait_for, assert_kill_9_ends_the_child
+from .git_helpers import fsck
+from .test_lfs_ahead import _gone, _processes_naming, _wait_for, assert_kill_9_ends_the_child
 from .test_repository import collection, item, write
 
 N = planner._Renders.MIN_ITEMS + 200
@@ -211,3 +214,45 @@ def test_an_item_changed_while_planned_is_refused(tmp_path: Path, monkeypatch: p
     assert result.status == "failed"
     assert "changed while it was being ingested" in (result.reason or "")
     assert "it-01100" in (result.reason or "")
+
+
+KILLED_WHILE_PLANNING = textwrap.dedent(
+    """
+    import os, signal, sys
+    from stac_repository import Repository
+    from stac_repository.stac import planner
+
+    take, taken = planner._Renders.take, []
+
+    def dying(self, node):
+        taken.append(node)
+        if len(taken) == 600:  # the workers are at work, well ahead
+            os.kill(os.getpid(), signal.SIGKILL)
+        return take(self, node)
+
+    planner._Renders.take = dying
+    Repository.open(sys.argv[1]).ingest([sys.argv[2]])
+    """
+)
+
+
+def test_kill_9_while_the_workers_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer dies mid-plan: its workers end, the lock is free at once, the branch is
+    untouched, and the next ingest commits."""
+    source = product(tmp_path / "src")
+    repo = Repository.init(tmp_path / "repo", backend="git")
+    repo.set_config("lock.timeout", "0")
+    head = repo.backend.resolve("HEAD")
+    env = {**os.environ, "STAC_REPOSITORY_WORKERS": "2"}
+    code = [sys.executable, "-c", KILLED_WHILE_PLANNING, str(repo.root), str(source)]
+    proc = subprocess.run(code, env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _processes_naming(str(repo.root)):
+        assert time.monotonic() < deadline, "a worker outlived the killed writer"
+        time.sleep(0.02)
+    reopened = Repository.open(repo.root)
+    assert reopened.backend.resolve("HEAD") == head
+    monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")
+    assert [r.status for r in reopened.ingest([source]).results] == ["added"]
+    fsck(reopened.root)
