@@ -21,7 +21,7 @@ from stac_repository.forking import OrderedForkMap, worker_count
 from stac_repository.stac import planner
 
 from .git_helpers import fsck
-from .test_lfs_ahead import _gone, _processes_naming, _wait_for, assert_kill_9_ends_the_child
+from .test_lfs_ahead import _gone, _wait_for, assert_kill_9_ends_the_child, assert_no_process_naming
 from .test_repository import collection, item, write
 
 N = planner._Renders.MIN_ITEMS + 200
@@ -247,10 +247,7 @@ def test_kill_9_while_the_workers_render(tmp_path: Path, monkeypatch: pytest.Mon
     code = [sys.executable, "-c", KILLED_WHILE_PLANNING, str(repo.root), str(source)]
     proc = subprocess.run(code, env=env, check=False)
     assert proc.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 10
-    while _processes_naming(str(repo.root)):
-        assert time.monotonic() < deadline, "a worker outlived the killed writer"
-        time.sleep(0.02)
+    assert_no_process_naming(str(repo.root))
     reopened = Repository.open(repo.root)
     assert reopened.backend.resolve("HEAD") == head
     monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")

@@ -250,6 +250,14 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
+def assert_no_process_naming(text: str) -> None:
+    """Within 10 s, no process has ``text`` in its command line (a killed writer's children)."""
+    deadline = time.monotonic() + 10
+    while _processes_naming(text):
+        assert time.monotonic() < deadline, "a child outlived the killed writer"
+        time.sleep(0.02)
+
+
 def test_kill_9_while_the_child_adds_objects(tmp_path: Path) -> None:
     """The writer dies with its child at work: the child ends, the lock is free at once, the
     branch is untouched, and the next ingest commits with nothing left behind."""
@@ -260,10 +268,7 @@ def test_kill_9_while_the_child_adds_objects(tmp_path: Path) -> None:
     env = {**os.environ, "STAC_REPOSITORY_CRASH_AT": "git-lfs-ahead", "STAC_REPOSITORY_WORKERS": "2"}
     proc = subprocess.run([sys.executable, "-c", KILLED_INGEST, str(repo.root), str(source)], env=env)
     assert proc.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 10
-    while _processes_naming(str(repo.root)):
-        assert time.monotonic() < deadline, "the child outlived the killed writer"
-        time.sleep(0.02)
+    assert_no_process_naming(str(repo.root))
     reopened = Repository.open(repo.root)
     assert reopened.backend.resolve("HEAD") == head
     report = reopened.ingest([source])
