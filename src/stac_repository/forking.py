@@ -56,6 +56,31 @@ def fork(child: Callable[[], None]) -> int:
     return pid
 
 
+_LENGTH = struct.Struct("<Q")
+
+
+def send(fd: int, value: object) -> None:
+    """Write ``value`` to the pipe ``fd``, marshalled, after its length (ValueError when marshal
+    cannot hold it, before anything is written; BrokenPipeError when the reader is gone)."""
+    data = marshal.dumps(value)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def receive(stream: BinaryIO) -> object:
+    """The next value :func:`send` wrote to the pipe read by ``stream``; EOFError when the
+    writer ended (or died) before a whole one."""
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return marshal.loads(data)
+
+
 class OrderedForkMap:
     """``fn(0) … fn(count - 1)`` computed ahead on forked workers, taken in order with :meth:`get`.
 
@@ -109,17 +134,9 @@ class OrderedForkMap:
         return self._answers[n - self._first]
 
     def _read_chunk(self, number: int) -> list[object]:
-        pipe = self._pipes[number % self._workers]
-        header = pipe.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
-            return []
-        (size,) = _LENGTH.unpack(header)
-        data = pipe.read(size)
-        if size == 0 or len(data) < size:
-            return []
         try:
-            answers = marshal.loads(data)
-        except (EOFError, ValueError, TypeError):
+            answers = receive(self._pipes[number % self._workers])
+        except (EOFError, ValueError, TypeError):  # the worker died
             return []
         return answers if isinstance(answers, list) else []
 
@@ -142,9 +159,6 @@ class OrderedForkMap:
         self.close()
 
 
-_LENGTH = struct.Struct("<Q")
-
-
 def _serve(fn: Callable[[int], object], out: int, me: int, workers: int, count: int, chunk: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # a collection would touch (and so copy) every page shared with the parent
@@ -158,14 +172,10 @@ def _serve(fn: Callable[[int], object], out: int, me: int, workers: int, count: 
             except Exception:  # the parent does this one itself, and reports what is wrong
                 answers.append(None)
         try:
-            data = marshal.dumps(answers)
-        except ValueError:  # an answer marshal cannot hold: the parent does those itself
-            data = marshal.dumps([a if _marshallable(a) else None for a in answers])
-        try:
-            os.write(out, _LENGTH.pack(len(data)))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view) :]
+            try:
+                send(out, answers)
+            except ValueError:  # an answer marshal cannot hold: the parent does those itself
+                send(out, [a if _marshallable(a) else None for a in answers])
         except BrokenPipeError:  # the parent is gone or gave up
             return
 

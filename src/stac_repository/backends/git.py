@@ -318,7 +318,7 @@ class _GitTransaction(Transaction):
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
         with _storage_errors("cannot commit the transaction"):
-            written = _Written(self.backend.fsync, *self.backend.roots())
+            written = self.backend._written()
             tree = self.backend._apply(snapshot, changes, written)
             return self._land(tree, changes.message, changes.summary, written)
 
@@ -478,7 +478,7 @@ class GitBackend(Backend):
             target: pygit2.Commit = self.repo[self.resolve(ref)]
             with _storage_errors(f"cannot restore {ref}"):
                 summary = {**(summary or {}), "restored": str(target.id), "ref": ref}
-                return tx._land(target.tree_id, message, summary, _Written(self.fsync, *self.roots()))
+                return tx._land(target.tree_id, message, summary, self._written())
 
     def _lfs_threshold(self, snapshot: GitSnapshot) -> int:
         try:
@@ -796,7 +796,7 @@ class GitBackend(Backend):
         view.tree = tree
         index = self.repo.index
         index.read(False)
-        written = _Written(self.fsync, *self.roots())
+        written = self._written()
         touched: set[Path] = set()
         for path, entry in changes.items():
             if entry is None:
@@ -850,6 +850,10 @@ class GitBackend(Backend):
     def roots(self) -> tuple[Path, ...]:
         """The folders whose file systems hold what a commit writes (git directory, working tree)."""
         return (self.git_dir, self.root) if self.git_dir != self.root else (self.git_dir,)
+
+    def _written(self) -> _Written:
+        """What one commit step writes, made durable on this repository's file systems."""
+        return _Written(self.fsync, *self.roots())
 
     @property
     def branch_name(self) -> str:

@@ -16,26 +16,22 @@ import errno
 import functools
 import io
 import itertools
-import marshal
 import os
 import shutil
 import signal
-import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..backends.base import Snapshot
 from ..errors import BackendError, NotFound, StacRepositoryError
-from ..forking import fork, worker_count
+from ..forking import fork, receive, send, worker_count
 
 PARALLEL_FROM = 2000
 """Files copied by this process before workers are forked for the rest (a small copy is not
 worth a fork)."""
 BATCH = 256
 """Paths per batch handed to a worker."""
-
-_LENGTH = struct.Struct("<Q")
 
 
 class FileWriter:
@@ -113,15 +109,13 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO) -> None:
 def copy_files(snapshot: Snapshot, paths: Iterable[str], base: str) -> int:
     """Copy each of ``paths`` from ``snapshot`` to ``base/path``; how many were copied."""
     walk = iter(paths)
-    first = list(itertools.islice(walk, PARALLEL_FROM))
     out = FileWriter()
-    for path in first:
+    count = 0
+    for path in itertools.islice(walk, PARALLEL_FROM):
         out.copy(snapshot, path, f"{base}/{path}")
-    if len(first) < PARALLEL_FROM:
-        return len(first)
-    workers = worker_count()
+        count += 1
+    workers = worker_count() if count == PARALLEL_FROM else 0
     if not workers:
-        count = len(first)
         for path in walk:
             out.copy(snapshot, path, f"{base}/{path}")
             count += 1
@@ -129,7 +123,7 @@ def copy_files(snapshot: Snapshot, paths: Iterable[str], base: str) -> int:
     with _Copiers(snapshot, base, workers) as copiers:
         for batch in _batches(walk):
             copiers.send(batch)
-        return len(first) + copiers.finish()
+        return count + copiers.finish()
 
 
 def _batches(paths: Iterator[str]) -> Iterator[list[str]]:
@@ -141,7 +135,7 @@ class _Copiers:
     """Forked workers copying the batches they are sent (round robin), each through its own pipe."""
 
     def __init__(self, snapshot: Snapshot, base: str, workers: int) -> None:
-        self._workers: list[tuple[int, BinaryIO, BinaryIO]] = []  # pid, tasks, result
+        self._workers: list[tuple[int, int, BinaryIO]] = []  # pid, tasks (a pipe's end), results
         self._next = 0
         try:
             for _ in range(workers):
@@ -152,7 +146,7 @@ class _Copiers:
                 pid = fork(functools.partial(self._worker, snapshot, base, ends))
                 os.close(task_read)
                 os.close(result_write)
-                self._workers.append((pid, os.fdopen(task_write, "wb"), os.fdopen(result_read, "rb")))
+                self._workers.append((pid, task_write, os.fdopen(result_read, "rb")))
         except BaseException:
             self.close()
             raise
@@ -161,7 +155,7 @@ class _Copiers:
         """In a new worker: keep only its own ends of its two pipes, then serve."""
         task_read, task_write, result_read, result_write = ends
         for _pid, tasks, result in self._workers:  # earlier workers' ends: held open here, a
-            os.close(tasks.fileno())  # worker would never see the end of its tasks
+            os.close(tasks)  # worker would never see the end of its tasks
             os.close(result.fileno())
         os.close(task_write)
         os.close(result_read)
@@ -170,31 +164,30 @@ class _Copiers:
     def send(self, batch: list[str]) -> None:
         _pid, tasks, _result = self._workers[self._next]
         self._next = (self._next + 1) % len(self._workers)
-        data = marshal.dumps(batch)
         try:
-            tasks.write(_LENGTH.pack(len(data)) + data)
-            tasks.flush()
+            send(tasks, batch)
         except BrokenPipeError:  # the worker stopped at an error: finish() reports it
             self.finish()
             raise BackendError("a copy worker stopped without saying why") from None
 
     def finish(self) -> int:
         """Wait for every worker; the files they copied, or the first error one of them met."""
-        answers = []
+        answers: list[object] = []
         for _pid, tasks, result in self._workers:
-            with contextlib.suppress(BrokenPipeError):
-                tasks.close()
-            answers.append(result.read())
+            os.close(tasks)
+            try:
+                answers.append(receive(result))
+            except (EOFError, ValueError, TypeError):  # it died
+                answers.append(None)
         for pid, _tasks, result in self._workers:
             result.close()
             os.waitpid(pid, 0)
         self._workers = []
         count = 0
         for answer in answers:
-            try:
-                copied, error = marshal.loads(answer)
-            except (EOFError, ValueError, TypeError):
-                raise BackendError("a copy worker ended unexpectedly (killed?); nothing was copied") from None
+            if not isinstance(answer, tuple):
+                raise BackendError("a copy worker ended unexpectedly (killed?); nothing was copied")
+            copied, error = answer
             if error is not None:
                 raise _error(error)
             count += copied
@@ -203,14 +196,12 @@ class _Copiers:
     def close(self) -> None:
         """Stop the workers still at work (the copy failed or was interrupted) and reap them."""
         for pid, tasks, result in self._workers:
-            for stream in (tasks, result):
-                with contextlib.suppress(OSError):
-                    stream.close()
-            try:
+            with contextlib.suppress(OSError):
+                os.close(tasks)
+            result.close()
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
         self._workers = []
 
     def __enter__(self) -> _Copiers:
@@ -226,10 +217,13 @@ def _serve(snapshot: Snapshot, base: str, tasks: int, result: int) -> None:
     count = 0
     error: tuple[object, ...] | None = None
     with os.fdopen(tasks, "rb") as stream:
-        while error is None and (header := stream.read(_LENGTH.size)):
-            (size,) = _LENGTH.unpack(header)
+        while error is None:
             try:
-                for path in marshal.loads(stream.read(size)):
+                batch = receive(stream)
+            except EOFError:  # no more tasks
+                break
+            try:
+                for path in cast(list[str], batch):
                     out.copy(snapshot, path, f"{base}/{path}")
                     count += 1
             except NotFound as exc:
@@ -240,7 +234,7 @@ def _serve(snapshot: Snapshot, base: str, tasks: int, result: int) -> None:
                 error = ("os", exc.errno, exc.strerror, exc.filename)
             except Exception as exc:  # a bug: reported, not hidden
                 error = ("internal", f"{type(exc).__name__}: {exc}")
-    os.write(result, marshal.dumps((count, error)))
+    send(result, (count, error))
 
 
 def _error(error: tuple[object, ...]) -> Exception:

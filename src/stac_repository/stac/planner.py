@@ -841,7 +841,7 @@ class _Renders:
         if answer is None:
             return None
         stored, (bbox, start, end), blobs, warnings = cast(tuple[Any, ...], answer)
-        return stored, ext.Coverage(tuple(bbox) if bbox is not None else None, start, end), blobs, warnings
+        return stored, ext.Coverage(bbox, start, end), blobs, warnings  # marshal keeps tuples
 
     def close(self) -> None:
         self._map.close()
