@@ -97,13 +97,29 @@ def write_file(path: Path | str, data: bytes, *, fsync: bool) -> None:
         os.close(fd)
 
 
-def open_regular(source: str | Path) -> BinaryIO:
-    """Open a file for reading only if it is a regular file *now*: a FIFO or device put in its
-    place after it was checked would block a writer that holds the lock, or never end."""
-    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+def open_regular_fd(source: str | Path) -> tuple[int, int]:
+    """A descriptor reading ``source`` only if it is a regular file *now* (a FIFO or device put
+    in its place after it was checked would block a writer that holds the lock, or never end),
+    and the file's size.
+
+    The descriptor stays ``O_NONBLOCK``, which Linux and the BSDs ignore for regular files: two
+    ``fcntl`` calls fewer per asset of a bulk ingest.
+    """
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(source))
+        return fd, info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular(source: str | Path) -> BinaryIO:
+    """:func:`open_regular_fd` as a file object."""
+    fd, _ = open_regular_fd(source)
+    try:
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -577,17 +577,18 @@ class GitBackend(Backend):
     ) -> tuple[pygit2.Oid, bool]:
         """The blob of one asset: its bytes, or an LFS pointer (``added``: the object that the
         child of :mod:`.lfsahead` added, having read the file and found it large enough)."""
-        if added is not None:
-            pointer = added
-        else:
+        pointer = added
+        if pointer is None:
             try:
-                size = os.stat(source).st_size
+                if lfs.can_track(path.rpartition("/")[2]):
+                    pointer = self.lfs.add(source, threshold)
+                if pointer is None:  # a plain blob
+                    with fsutil.open_regular(source) as fh:  # never a FIFO swapped in meanwhile
+                        return create(fh.read()), False
             except OSError as exc:
+                if exc.filename != str(source):  # writing failed (a full disk): reported as such
+                    raise
                 raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
-            if not lfs.is_large(size, threshold) or not lfs.can_track(path.rpartition("/")[2]):
-                with fsutil.open_regular(source) as fh:  # small: never a FIFO swapped in meanwhile
-                    return create(fh.read()), False
-            pointer = self.lfs.add(source)
         if written.tracking:
             stored = self.lfs.path(pointer.oid)
             written.file(stored)

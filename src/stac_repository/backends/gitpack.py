@@ -7,6 +7,10 @@ file (plus its index), written sequentially and made durable with two fsyncs. Th
 git's pack v2 with an index v2 (Documentation/gitformat-pack.txt): objects are stored whole
 (no deltas), which ``git gc`` may later improve. libgit2 finds a new pack by itself when a
 lookup misses, so trees built afterwards see these blobs.
+
+Objects are deflated by ISA-L (``isal``) at its level 1: for the small objects of an ingest
+(a 2 KB item, a 130-byte pointer) it takes a third of zlib's level-1 time here (zlib sets up
+a 256 KB state per object) and compresses as well. Any zlib reader (git, libgit2) reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 import pygit2
+from isal import isal_zlib
 
 _NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 TMP_PREFIX = ".stac-repository-tmp-pack-"
@@ -109,11 +114,10 @@ class _Objects:
 class PackWriter:
     """Collects objects into a temporary pack in ``objects/pack``; :meth:`finish` names it."""
 
-    def __init__(self, objects_dir: Path, *, level: int = 1, expected: int = 0) -> None:
+    def __init__(self, objects_dir: Path, *, expected: int = 0) -> None:
         """``expected``: about how many objects will be added (sizes the table once)."""
         self.pack_dir = objects_dir / "pack"
         self.pack_dir.mkdir(parents=True, exist_ok=True)
-        self.level = level
         self.tmp = self.pack_dir / f"{TMP_PREFIX}{os.getpid()}-{id(self):x}.pack"
         self._fh: BinaryIO = open(self.tmp, "w+b")  # noqa: SIM115 - closed by finish/abort
         self._fh.write(b"PACK" + struct.pack(">II", 2, 0))  # the count is patched at the end
@@ -128,7 +132,7 @@ class PackWriter:
         raw = hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data, usedforsecurity=False).digest()
         slot = self._objects.slot(raw)
         if slot is not None:
-            entry = _object_header(kind, len(data)) + zlib.compress(data, self.level)
+            entry = _object_header(kind, len(data)) + isal_zlib.compress(data, 1)
             self._objects.add(slot, raw, self._offset, zlib.crc32(entry))
             self._fh.write(entry)
             self._offset += len(entry)

@@ -99,35 +99,46 @@ class Store:
     def path(self, oid: str) -> Path:
         return Path(self._target(oid)[0])
 
-    def add(self, source: str | Path) -> Pointer:
-        """Copy ``source`` into the store (hashing on the way); the pointer to commit.
+    def add(self, source: str | Path, threshold: int = 0) -> Pointer | None:
+        """Copy ``source`` into the store (hashing on the way) when it is large enough for LFS
+        under ``threshold`` (:func:`is_large`); the pointer to commit, or None for a file that
+        stays a plain blob.
 
-        The caller makes the new object durable (fsync), with the rest of its transaction.
-        Plain strings and ``os`` calls: a bulk ingest adds an object per asset, most of them
-        small enough to hash in memory before anything is written (and nothing is written
-        when the store has them already).
+        The caller makes the new object durable (fsync), with the rest of its transaction. A bulk
+        ingest adds an object per asset, so this is plain ``os`` calls on strings, about nine
+        system calls for a small new file: open, fstat, read, close; a ``mkdir`` of its ``aa/bb``
+        folder; a temporary's open, write, close, and its rename. Most files are small enough to
+        hash in memory before anything is written, and nothing is written when the store has
+        them already.
         """
-        with fsutil.open_regular(source) as src:
-            if os.fstat(src.fileno()).st_size <= _IN_MEMORY:
-                data = src.read()
-                if len(data) <= _IN_MEMORY:
-                    return self._add_bytes(data)
-                return self._add_stream(io.BytesIO(data), src)
-            return self._add_stream(src)
+        fd, size = fsutil.open_regular_fd(source)
+        try:
+            if not is_large(size, threshold):
+                return None
+            if size <= _IN_MEMORY:
+                data = os.read(fd, size + 1)  # the whole file: one byte more tells it grew
+                if len(data) <= size:
+                    return self._add_bytes(data) if data else None
+                with os.fdopen(os.dup(fd), "rb") as rest:
+                    return self._add_stream(io.BytesIO(data), rest)
+            with os.fdopen(os.dup(fd), "rb") as stream:
+                return self._add_stream(stream)
+        finally:
+            os.close(fd)
 
     def _add_bytes(self, data: bytes) -> Pointer:
-        pointer = Pointer(hashlib.sha256(data).hexdigest(), len(data))
-        if os.path.exists(self._target(pointer.oid)[0]):
-            return pointer
-        tmp = self._tmp()
-        try:
-            fsutil.write_file(tmp, data, fsync=False)
-            self._land(tmp, pointer.oid)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return pointer
+        oid = hashlib.sha256(data).hexdigest()
+        target, folder = self._target(oid)
+        if self._made_folder(oid, folder) or not os.path.exists(target):
+            tmp = self._tmp()
+            try:
+                fsutil.write_file(tmp, data, fsync=False)
+                self._land(tmp, target, folder)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        return Pointer(oid, len(data))
 
     def _add_stream(self, *parts: BinaryIO) -> Pointer:
         tmp = self._tmp()
@@ -141,10 +152,11 @@ class Store:
                         dst.write(chunk)
                         size += len(chunk)
             pointer = Pointer(digest.hexdigest(), size)
-            if os.path.exists(self._target(pointer.oid)[0]):
+            target, folder = self._target(pointer.oid)
+            if not self._made_folder(pointer.oid, folder) and os.path.exists(target):
                 os.unlink(tmp)
                 return pointer
-            self._land(tmp, pointer.oid)
+            self._land(tmp, target, folder)
             return pointer
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -163,13 +175,25 @@ class Store:
             self._tmp_made = True
         return f"{self._tmp_dir}/{_TMP_PREFIX}{os.getpid()}-{next(self._counter)}"
 
-    def _land(self, tmp: str, oid: str) -> None:
-        """Rename the temporary ``tmp`` into place as object ``oid``, making its folder once."""
-        target, folder = self._target(oid)
+    def _made_folder(self, oid: str, folder: str) -> bool:
+        """Make sure the ``aa/bb`` folder of ``oid`` exists, once per store; True when this call
+        created it, so that no object can be in it yet (a bulk ingest into a new repository
+        creates a folder for most of its objects, and then needs no lookup of the object)."""
         made = int(oid[:4], 16)
-        if not self._made[made]:
-            os.makedirs(folder, exist_ok=True)
+        if self._made[made]:
+            return False
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
             self._made[made] = 1
+            return False
+        except FileNotFoundError:  # its "aa" folder is new too
+            os.makedirs(folder, exist_ok=True)
+        self._made[made] = 1
+        return True
+
+    def _land(self, tmp: str, target: str, folder: str) -> None:
+        """Rename the temporary ``tmp`` into place as ``target``, in ``folder``."""
         try:
             os.replace(tmp, target)
         except FileNotFoundError:  # the folder went away since it was made (a cleanup)
