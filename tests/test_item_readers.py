@@ -3,6 +3,7 @@ every error and the stored repository are the same as when the main process read
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -214,3 +215,49 @@ def test_a_killed_worker_leaves_the_rest_to_the_main_process(
     checks = Checks(SchemaValidator(None))
     tree = load_tree(source, validate=checks, lazy_items=True)
     assert describe(tree) == sequential
+
+
+def _version_by_definition(source: Path) -> str:
+    """The stac processor's version hash as its docstring defines it, from a full (not lazy)
+    load: every document's path and sha256, and its local assets' size and mtime."""
+    tree = load_tree(source)
+    digest = hashlib.sha256()
+    top = os.path.dirname(tree.filename)
+    for node in tree.walk():
+        digest.update(os.path.relpath(node.filename, top).encode())
+        digest.update(node.digest.hex().encode())  # type: ignore[union-attr]
+        for asset in (node.doc.get("assets") or {}).values():
+            if "://" in asset["href"]:
+                continue
+            target = os.path.normpath(os.path.join(os.path.dirname(node.filename), asset["href"]))
+            try:
+                st = os.stat(target)
+                digest.update(f"{target}:{st.st_size}:{st.st_mtime_ns}".encode())
+            except FileNotFoundError:
+                digest.update(f"{target}:missing".encode())
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+def test_the_version_hash_is_the_same_with_and_without_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answered: list[int]
+) -> None:
+    """The items' asset stamps are taken where the items are read: by the workers, or by the
+    main process; a missing asset file counts too."""
+    from stac_repository.processors.stac import version_and_tree
+
+    def tweak(items: list[dict[str, Any]], coll: dict[str, Any], root: Path) -> None:
+        items[7]["assets"]["gone"] = {"href": "./never-written.tif"}
+        items[8]["assets"]["remote"] = {"href": "https://example.com/x.tif"}
+
+    source = product(tmp_path / "p", tweak=tweak)
+    expected = _version_by_definition(source)
+    versions = []
+    for workers in (0, 2):
+        monkeypatch.setenv("STAC_REPOSITORY_WORKERS", str(workers))
+        version, tree = version_and_tree(str(source))
+        assert tree is not None and all(node.stamp is None for node in tree.walk())  # taken
+        versions.append(version)
+    assert sum(answered) >= N - 1, "the workers answered for the items"
+    assert versions == [expected, expected]
+    (tmp_path / "p" / "it-00003" / "it-00003.tif").write_bytes(b"changed asset, other size")
+    assert version_and_tree(str(source))[0] != expected

@@ -168,7 +168,7 @@ def version_and_tree(product: str, validate: Validate | None = None) -> tuple[st
         return "sha256:" + _document_hash(doc), None
     del doc  # a large collection's links would otherwise be held twice while the tree loads
     try:
-        tree = load_tree(file, validate=validate, lazy_items=True)
+        tree = load_tree(file, validate=validate, lazy_items=True, stamp_assets=True)
     except InvalidStac:  # reported by the validate step, with the file and field
         return "sha256:" + _document_hash(_load(product)[1]), None
     return "sha256:" + _tree_hash(tree), tree
@@ -185,6 +185,10 @@ def _tree_hash(tree: SourceNode) -> str:
     for node in tree.walk():
         digest.update(os.path.relpath(node.filename, top).encode())
         digest.update(b"None" if node.digest is None else node.digest.hex().encode())
+        if node.stamp is not None:  # taken when the item was read
+            digest.update(node.stamp)
+            node.stamp = None
+            continue
         for asset in (node.doc.get("assets") or {}).values():
             href = asset.get("href") if isinstance(asset, dict) else None
             target = local_path(href, node.filename) if isinstance(href, str) else None

@@ -6,10 +6,10 @@ pystac is kept out of this path on purpose: it migrates documents to its own STA
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
-from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ def read_json_file(path: Path) -> Any:
     return parse_json(read_json_bytes(path), file=str(path))
 
 
-def read_json_bytes(path: Path, st: os.stat_result | None = None) -> bytes:
+def read_json_bytes(path: Path | str, st: os.stat_result | None = None) -> bytes:
     """The bytes of a local JSON file, refusing oversized files, FIFOs and devices.
 
     ``st``: the file's ``os.stat``, when the caller just made it."""
@@ -116,7 +116,7 @@ def identify(doc: Any, *, file: str | None = None) -> StacType:
     Since 1.0.0-rc.1 every object has a ``type``; before, only items ("Feature") had one,
     and catalogs and collections were told apart by their fields.
     """
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         raise InvalidStac("not a JSON object", file=file)
     kind = doc.get("type")
     version = doc.get("stac_version")
@@ -153,6 +153,7 @@ def identify(doc: Any, *, file: str | None = None) -> StacType:
 _STAGES = {"alpha": 0, "a": 0, "beta": 1, "b": 1, "rc": 2}
 
 
+@functools.lru_cache(maxsize=256)
 def version_tuple(version: str) -> tuple[int, ...]:
     """A sortable form of a STAC version: (major, minor, patch, stage, n), final = stage 3.
 

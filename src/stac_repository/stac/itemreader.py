@@ -24,8 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .document import StacType, parse_json, read_json_bytes
 from .validation import SchemaValidator, check_structure
@@ -49,12 +48,16 @@ class ReadItem:
     digest: bytes
     unchecked: tuple[str, ...]
     """Schemas that could not be checked offline."""
+    stamp: bytes | None
+    """Its :func:`~.source.asset_stamp`, when asked for."""
 
 
 class ItemReaders:
     """A pool of worker processes reading item files, answering in the order they were asked."""
 
-    def __init__(self, workers: int, validator: SchemaValidator | None) -> None:
+    def __init__(
+        self, workers: int, validator: SchemaValidator | None, *, stamp_assets: bool = False
+    ) -> None:
         import multiprocessing  # here: the command line's start does not pay for these imports
         from concurrent.futures import ProcessPoolExecutor
 
@@ -63,7 +66,7 @@ class ItemReaders:
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_start_worker,
-            initargs=(validator, os.getpid()),
+            initargs=(validator, stamp_assets, os.getpid()),
         )
         self._window = 2 * workers + 1
 
@@ -111,14 +114,16 @@ def _chunks(files: Iterable[str]) -> Iterator[list[str]]:
 
 # -- in the worker processes -------------------------------------------------------------
 
-_worker: dict[str, SchemaValidator | None] = {}
-"""The schema validator of a worker process (set by the pool's initializer, in workers only)."""
+_worker: dict[str, Any] = {}
+"""The schema validator of a worker process and whether it stamps assets (set by the pool's
+initializer, in workers only)."""
 
 
-def _start_worker(validator: SchemaValidator | None, parent: int) -> None:
-    """Keep the validator; ignore Ctrl-C (the main process stops the pool); exit when the main
+def _start_worker(validator: SchemaValidator | None, stamp_assets: bool, parent: int) -> None:
+    """Keep the settings; ignore Ctrl-C (the main process stops the pool); exit when the main
     process is gone (killed, it cannot stop its workers, which would wait for tasks forever)."""
     _worker["validator"] = validator
+    _worker["stamp"] = stamp_assets
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
@@ -134,19 +139,21 @@ def _read_chunk(files: list[str]) -> list[ReadItem | None]:
 
 
 def _read_item(file: str) -> ReadItem | None:
-    from .source import check_old_commons, pack, stub  # source imports this module
+    from .source import asset_stamp, check_old_commons, pack, stub  # source imports this module
 
     try:
-        raw = read_json_bytes(Path(file))
+        raw = read_json_bytes(file)
         doc = parse_json(raw, file=file)
         kind = check_structure(doc, file=file)
         if kind is not StacType.ITEM:
             return None
-        check_old_commons(doc, Path(file))
+        check_old_commons(doc, file)
         validator = _worker.get("validator")
         unchecked: list[str] = []
         if validator is not None:
             unchecked = validator.validate_stored_form(doc, kind, file=file)
-        return ReadItem(str(doc["id"]), pack(stub(doc)), hashlib.sha256(raw).digest(), tuple(unchecked))
+        stamp = asset_stamp(doc, file) if _worker.get("stamp") else None
+        digest = hashlib.sha256(raw).digest()
+        return ReadItem(str(doc["id"]), pack(stub(doc)), digest, tuple(unchecked), stamp)
     except Exception:  # the main process reads it again and reports what is wrong
         return None

@@ -59,6 +59,7 @@ class SourceNode:
         "kind",
         "link_of_child",
         "remote_children",
+        "stamp",
     )
 
     def __init__(
@@ -99,6 +100,9 @@ class SourceNode:
         self.digest = digest
         """sha256 of the file's bytes as read and validated (None for nodes not read from disk); raw
         bytes, not hex: a bulk ingest holds one per item."""
+        self.stamp: bytes | None = None
+        """The :func:`asset_stamp` of a lazy item, when its loader was asked for it; taken (and
+        dropped) by whoever hashes the product."""
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -122,8 +126,10 @@ class SourceNode:
         """True when ``doc`` is a stub: the full document is read again when it is written."""
         return self._packed is not None
 
-    def make_lazy(self, item: dict[str, Any]) -> None:
-        """Keep only the stub of ``item``, packed."""
+    def make_lazy(self, item: dict[str, Any], *, stamp: bool = False) -> None:
+        """Keep only the stub of ``item``, packed (and its :func:`asset_stamp` if ``stamp``)."""
+        if stamp:
+            self.stamp = asset_stamp(item, self._file)
         self._id = str(item["id"])
         self._packed = pack(stub(item))
         self._doc = None
@@ -133,6 +139,7 @@ class SourceNode:
         """A lazy item node from what a worker process read (see :mod:`.itemreader`)."""
         node = cls(kind=StacType.ITEM, doc=_NO_DOC, file=file, digest=read.digest)
         node._id, node._packed, node._doc = read.id, read.stub, None
+        node.stamp = read.stamp
         return node
 
     def forget(self) -> None:
@@ -272,6 +279,26 @@ def inside(path: Path | str, folder: Path, *, resolved: bool = False) -> bool:
 Validate = Callable[[dict[str, Any], StacType, Path], None]
 
 
+def asset_stamp(doc: dict[str, Any], file: str) -> bytes:
+    """The local asset files of ``doc`` as they are now: ``path:size:mtime_ns`` (or
+    ``path:missing``) each, in the document's order; a product's version hash covers them.
+
+    Taken where the item is read (on the item readers for a bulk product) rather than by a
+    second pass over the tree: that pass stats every asset of the product on one core.
+    """
+    parts = []
+    for asset in (doc.get("assets") or {}).values():
+        href = asset.get("href") if isinstance(asset, dict) else None
+        target = local_path(href, file) if isinstance(href, str) else None
+        if target is not None:
+            try:
+                st = os.stat(target)
+                parts.append(f"{target}:{st.st_size}:{st.st_mtime_ns}")
+            except (OSError, ValueError):
+                parts.append(f"{target}:missing")
+    return "".join(parts).encode()
+
+
 def stub(item: dict[str, Any]) -> dict[str, Any]:
     """The fields of an item read before it is planned: its partition keys, the hrefs of its
     assets (the product's version hash covers their files) and a title for its link. Planning
@@ -286,12 +313,19 @@ def stub(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: bool = False) -> SourceNode:
+def load_tree(
+    root_file: Path,
+    *,
+    validate: Validate | None = None,
+    lazy_items: bool = False,
+    stamp_assets: bool = False,
+) -> SourceNode:
     """Load and check the tree below ``root_file``; raise InvalidStac on any fault.
 
     ``validate`` is called on every document while it is in memory; with ``lazy_items`` only
     a stub of each item is kept (the planner re-reads items when writing them, and checks
-    that the bytes did not change since). Then a document with many item links has its items
+    that the bytes did not change since), with its :func:`asset_stamp` if ``stamp_assets``.
+    Then a document with many item links has its items
     read by worker processes (see :mod:`.itemreader`) when ``validate`` is None or a
     :class:`~.validation.Checks`: the result, and any error, are the same.
     """
@@ -317,7 +351,7 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
         if kind is StacType.ITEM:
             check_old_commons(doc, file)
             if lazy_items:
-                node.make_lazy(doc)
+                node.make_lazy(doc, stamp=stamp_assets)
             return node
         # The child and item links move into the nodes: the document keeps the others (in the
         # same place), and a large collection's links are freed one by one as they load.
@@ -372,7 +406,7 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             if not workers:
                 return None
             validator = validate.validator if isinstance(validate, Checks) else None
-            readers.append(itemreader.ItemReaders(workers, validator))
+            readers.append(itemreader.ItemReaders(workers, validator, stamp_assets=stamp_assets))
 
         queue = collections.deque(reversed(links))  # the loop pops ``links`` meanwhile
 
@@ -423,10 +457,14 @@ def load_tree(root_file: Path, *, validate: Validate | None = None, lazy_items: 
             pool.close()
 
 
-def check_old_commons(doc: dict[str, Any], file: Path) -> None:
+_COMMONS_DROPPED = version_tuple("0.9.0")
+
+
+def check_old_commons(doc: dict[str, Any], file: Path | str) -> None:
     """STAC 0.8 items inherit properties from their collection: it must be at hand."""
-    if version_tuple(str(doc.get("stac_version"))) >= version_tuple("0.9.0"):
+    if version_tuple(str(doc.get("stac_version"))) >= _COMMONS_DROPPED:
         return
+    file = Path(file)
     for link in doc.get("links", []):
         if link.get("rel") != "collection":
             continue

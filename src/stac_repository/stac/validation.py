@@ -89,7 +89,7 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
     if not isinstance(links, list):
         _fail(file, "links", "links must be a list")
     for n, link in enumerate(links):
-        if not isinstance(link, Mapping):
+        if not isinstance(link, dict):
             _fail(file, f"links[{n}]", "a link must be an object")
         if not isinstance(link.get("href"), str) or not link["href"]:
             _fail(file, f"links[{n}].href", "a link needs a non-empty href")
@@ -99,17 +99,17 @@ def check_structure(doc: Any, *, file: str | None = None) -> StacType:
             _fail(file, f"links[{n}].rel", "a link needs a rel")
     assets = doc.get("assets")
     if assets is not None:
-        if not isinstance(assets, Mapping):
+        if not isinstance(assets, dict):
             _fail(file, "assets", "assets must be an object")
         for key, asset in assets.items():
-            if not isinstance(asset, Mapping):
+            if not isinstance(asset, dict):
                 _fail(file, f"assets.{key}", "an asset must be an object")
             if (not isinstance(asset.get("href"), str) or not asset["href"]) and not _asset_definitions(doc):
                 _fail(file, f"assets.{key}.href", "an asset needs a non-empty href")
             if "\x00" in str(asset.get("href", "")):
                 _fail(file, f"assets.{key}.href", "href contains a NUL character")
     if kind is StacType.ITEM:
-        if not isinstance(assets, Mapping):
+        if not isinstance(assets, dict):
             _fail(file, "assets", "an item needs an assets object (it may be empty)")
         _check_item(doc, file, version_tuple(version))
     else:
@@ -125,7 +125,7 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
         _fail(file, "geometry", "an item needs a geometry (null is allowed)")
     geometry = doc["geometry"]
     if geometry is not None:
-        if not isinstance(geometry, Mapping) or geometry.get("type") not in _GEOMETRY_TYPES:
+        if not isinstance(geometry, dict) or geometry.get("type") not in _GEOMETRY_TYPES:
             _fail(file, "geometry", "not a GeoJSON geometry")
         bbox = doc.get("bbox")
         if not isinstance(bbox, list) or len(bbox) not in (4, 6) or not all(map(_is_number, bbox)):
@@ -133,7 +133,7 @@ def _check_item(doc: Mapping[str, Any], file: str | None, version: tuple[int, ..
     elif "bbox" in doc and version >= V1:
         _fail(file, "bbox", "an item without geometry must not have a bbox")
     props = doc.get("properties")
-    if not isinstance(props, Mapping):
+    if not isinstance(props, dict):
         _fail(file, "properties", "an item needs a properties object")
     when = props.get("datetime")
     if when is None:
@@ -182,7 +182,7 @@ def _check_eo_band_indices(doc: Mapping[str, Any], file: str | None, version: tu
             continue  # inherited from the collection (commons): checked with it, not here
         if not isinstance(bands, list) or any(not 0 <= i < len(bands) for i in indices):
             _fail(file, f"assets.{key}.eo:bands", "refers to a band that properties.eo:bands does not list")
-        if any(not isinstance(bands[i], Mapping) for i in indices):
+        if any(not isinstance(bands[i], dict) for i in indices):
             _fail(file, "properties.eo:bands", "a band must be an object")
 
 
@@ -190,16 +190,16 @@ def _check_collection(doc: Mapping[str, Any], file: str | None) -> None:
     if not isinstance(doc.get("license"), str):
         _fail(file, "license", "a collection needs a license")
     extent = doc.get("extent")
-    if not isinstance(extent, Mapping):
+    if not isinstance(extent, dict):
         _fail(file, "extent", "a collection needs an extent")
     spatial, temporal = extent.get("spatial"), extent.get("temporal")
-    boxes = spatial.get("bbox") if isinstance(spatial, Mapping) else None
+    boxes = spatial.get("bbox") if isinstance(spatial, dict) else None
     if not isinstance(boxes, list) or not boxes:
         _fail(file, "extent.spatial.bbox", "needs a list of bounding boxes")
     for n, box in enumerate(boxes):
         if not isinstance(box, list) or len(box) not in (4, 6) or not all(map(_is_number, box)):
             _fail(file, f"extent.spatial.bbox[{n}]", "a bounding box is 4 or 6 numbers")
-    intervals = temporal.get("interval") if isinstance(temporal, Mapping) else None
+    intervals = temporal.get("interval") if isinstance(temporal, dict) else None
     if not isinstance(intervals, list) or not intervals:
         _fail(file, "extent.temporal.interval", "needs a list of intervals")
     for n, interval in enumerate(intervals):
@@ -440,22 +440,30 @@ class _AnyFormat(dict[str, Callable[[Any], bool]]):
 _ANY_FORMAT = _AnyFormat()
 
 
-def with_posix_hrefs(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy with Windows separators in local link and asset hrefs made POSIX.
+def with_posix_hrefs(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The document with Windows separators in local link and asset hrefs made POSIX (a copy;
+    ``doc`` itself when it has none, as nearly every document).
 
     Those hrefs are rewritten when stored (or, for missing files, stored this way), so the
     schema is asked about the form that will be written.
     """
 
-    def fix(obj: Any) -> Any:
-        href = obj.get("href") if isinstance(obj, Mapping) else None
-        if isinstance(href, str) and "\\" in href and "://" not in href:
-            return {**obj, "href": href.replace("\\", "/")}
-        return obj
+    def windows(obj: Any) -> bool:
+        href = obj.get("href") if isinstance(obj, dict) else None
+        return isinstance(href, str) and "\\" in href and "://" not in href
 
+    def fix(obj: Any) -> Any:
+        return {**obj, "href": obj["href"].replace("\\", "/")} if windows(obj) else obj
+
+    links = doc.get("links")
+    links = links if isinstance(links, list) else []
+    assets = doc.get("assets")
+    assets = assets if isinstance(assets, dict) else {}
+    if not any(map(windows, links)) and not any(map(windows, assets.values())):
+        return doc
     out = dict(doc)
-    if isinstance(doc.get("links"), list):
-        out["links"] = [fix(link) for link in doc["links"]]
-    if isinstance(doc.get("assets"), Mapping):
-        out["assets"] = {key: fix(asset) for key, asset in doc["assets"].items()}
+    if links:
+        out["links"] = [fix(link) for link in links]
+    if assets:
+        out["assets"] = {key: fix(asset) for key, asset in assets.items()}
     return out
