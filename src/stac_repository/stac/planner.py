@@ -38,7 +38,7 @@ from .partition import (
     partition_tree,
 )
 from .partition import keys as partition_keys
-from .source import STRUCTURAL_RELS, RealPaths, SourceNode, inside, local_path
+from .source import STRUCTURAL_RELS, RealPaths, SourceNode, local_path
 from .spool import Spool, Spooled
 
 JSON = "application/json"
@@ -107,6 +107,7 @@ class Planner:
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
         self._paths = RealPaths()
         self._fresh_folders: set[str] = set()  # folders found empty in the snapshot
+        self._readable: dict[Path, tuple[str, ...]] = {}  # product folder -> see _may_read
 
     def close(self) -> None:
         """Release the plan's temporary file (the ChangeSet's spooled documents go with it)."""
@@ -488,8 +489,13 @@ class Planner:
 
     def _may_read(self, target: str, product_folder: Path) -> bool:
         """May this local file be read? ``target`` must have its symbolic links resolved."""
-        roots = self.asset_roots | {product_folder}
-        return self.allow_outside_assets or any(inside(target, r, resolved=True) for r in roots)
+        if self.allow_outside_assets:
+            return True
+        prefixes = self._readable.get(product_folder)
+        if prefixes is None:  # asked for every asset of a product: the folders' prefixes once
+            roots = {os.fspath(r).rstrip("/") for r in self.asset_roots | {product_folder}}
+            prefixes = self._readable[product_folder] = tuple(f"{r}/" for r in roots)
+        return target.startswith(prefixes) or f"{target}/".startswith(prefixes)
 
     def _set_collection(
         self, doc: dict[str, Any], path: str, parent_path: str, collections: dict[str, str]
@@ -872,7 +878,7 @@ def _reread(node: SourceNode) -> dict[str, Any]:
     """The full document of a lazily loaded item, refused if its file changed since it was
     validated."""
     file = node.filename
-    raw = read_json_bytes(Path(file))
+    raw = read_json_bytes(file)
     if hashlib.sha256(raw).digest() != node.digest:
         raise InvalidStac("the file changed while it was being ingested; ingest it again", file=file)
     doc: dict[str, Any] = parse_json(raw, file=file)
