@@ -98,11 +98,16 @@ def _lfs_object_of(repo: Repository, name: str) -> Path:
     return Path(repo.backend.lfs.path(pointer.oid))  # type: ignore[attr-defined]
 
 
-def test_a_missing_lfs_object_fails_the_copy_as_without_workers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int], bulk: Path
+@pytest.mark.parametrize("fault", ["is missing", "is corrupt"])
+def test_a_missing_or_corrupt_lfs_object_fails_the_copy_as_without_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int], bulk: Path, fault: str
 ) -> None:
     repo = _repo(tmp_path, "git", bulk)
-    _lfs_object_of(repo, "0100-data.tif").unlink()  # late in the walk: a worker meets it
+    stored = _lfs_object_of(repo, "0100-data.tif")  # late in the walk: a worker meets it
+    if fault == "is missing":
+        stored.unlink()
+    else:
+        stored.write_bytes(stored.read_bytes()[:-1])  # truncated
     errors = []
     for workers in ("0", "2"):
         monkeypatch.setenv("STAC_REPOSITORY_WORKERS", workers)
@@ -111,7 +116,7 @@ def test_a_missing_lfs_object_fails_the_copy_as_without_workers(
         errors.append(str(failed.value))
         assert not (tmp_path / f"export-{workers}").exists()
     assert forks == [2]
-    assert errors[0] == errors[1] and "is missing" in errors[0] and "0100-data.tif" in errors[0]
+    assert errors[0] == errors[1] and fault in errors[0] and "0100-data.tif" in errors[0]
     assert _children() == []
 
 

@@ -109,6 +109,17 @@ class Snapshot(abc.ABC):
     def open(self, path: str) -> BinaryIO:
         """A stream of a file's content, for blobs that should not be read into memory."""
 
+    def copy_to(self, path: str, target: str) -> None:
+        """Write the file at ``path`` into the local file ``target`` (created or truncated).
+
+        Exports and backups copy every file through this: a backend whose files lie on disk
+        overrides it to copy them in the kernel, without a file object.
+        """
+        from . import fsutil
+
+        with self.open(path) as src:
+            fsutil.copy_stream(src, target)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the snapshot holds."""
 

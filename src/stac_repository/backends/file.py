@@ -99,6 +99,17 @@ class FileSnapshot(Snapshot):
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"no file {path!r} in the repository") from None
 
+    def copy_to(self, path: str, target: str) -> None:
+        source = self._path(path)
+        try:
+            fsutil.copy_file(source, target, fsync=False)
+        except OSError as exc:
+            if exc.filename != str(source):
+                raise
+            if isinstance(exc, FileNotFoundError | NotADirectoryError):
+                raise NotFound(f"no file {path!r} in the repository") from None
+            raise BackendError(f"cannot read {path!r}: {exc.strerror}") from exc
+
     def walk(self, prefix: str = "") -> Iterator[str]:
         start = self._path(prefix) if prefix else self.root
         if start.is_file():

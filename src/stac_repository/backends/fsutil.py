@@ -150,12 +150,49 @@ def copy_file(source: Path | str, target: Path | str, *, fsync: bool) -> None:
 _CHUNK = 1 << 20
 
 
-def _copy_fd(src: int, dst: int) -> None:
-    """Copy to the end of ``src``: ``copy_file_range`` where the kernel offers it, else read/write."""
+def copy_fd(src: int, target: str, size: int) -> None:
+    """Copy the ``size`` bytes of the open file ``src`` into ``target`` (created or truncated),
+    in the kernel: for the small files of an export, one ``copy_file_range``."""
+    dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        if size:
+            _copy_fd(src, dst, size)
+    finally:
+        os.close(dst)
+
+
+def copy_stream(src: BinaryIO, target: str) -> None:
+    """Copy what is left of ``src`` into ``target`` (created or truncated); in the kernel when
+    ``src`` is a file on disk."""
+    dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fd = src.fileno()
+        except (OSError, AttributeError, ValueError):  # in memory (io.UnsupportedOperation)
+            fd = -1
+        if fd < 0:
+            with open(dst, "wb", closefd=False) as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+        else:
+            os.lseek(fd, src.tell(), os.SEEK_SET)  # a buffered reader's position, in its descriptor
+            _copy_fd(fd, dst)
+    finally:
+        os.close(dst)
+
+
+def _copy_fd(src: int, dst: int, size: int = -1) -> None:
+    """Copy to the end of ``src`` (from the descriptors' positions): ``copy_file_range`` where
+    the kernel offers it, else read/write. Given the ``size`` expected, a copy that reaches it
+    stops without asking for the end."""
+    left = size if size >= 0 else None
     if hasattr(os, "copy_file_range"):
         try:
-            while os.copy_file_range(src, dst, _CHUNK):
-                pass
+            while left is None or left > 0:
+                copied = os.copy_file_range(src, dst, _CHUNK if left is None else min(left, _CHUNK))
+                if not copied:
+                    break
+                if left is not None:
+                    left -= copied
             return
         except OSError as exc:
             # Not supported between these files: fall back, from where the copy stopped.

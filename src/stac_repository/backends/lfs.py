@@ -202,18 +202,35 @@ class Store:
 
     def open(self, pointer: Pointer, path: str) -> BinaryIO:
         """The content behind ``pointer``; a missing or truncated object is an error, not empty bytes."""
-        target = self._target(pointer.oid)[0]  # a string: an export opens one per asset
+        fd = self._open(pointer, path)
         try:
-            stream = open(target, "rb")  # noqa: SIM115 - the caller closes it
+            return open(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def copy_out(self, pointer: Pointer, path: str, target: str) -> None:
+        """Copy the content behind ``pointer`` into the file ``target`` (see :meth:`open`), in
+        the kernel: an export copies an object per asset."""
+        fd = self._open(pointer, path)
+        try:
+            fsutil.copy_fd(fd, target, pointer.size)
+        finally:
+            os.close(fd)
+
+    def _open(self, pointer: Pointer, path: str) -> int:
+        target = self._target(pointer.oid)[0]
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise BackendError(
                 f"the LFS object of {path!r} (sha256 {pointer.oid[:12]}) is missing from {self.root}; "
                 "fetch it with 'git lfs fetch'"
             ) from None
-        if os.fstat(stream.fileno()).st_size != pointer.size:
-            stream.close()
+        if os.fstat(fd).st_size != pointer.size:
+            os.close(fd)
             raise BackendError(f"the LFS object of {path!r} at {target} is corrupt (wrong size)")
-        return stream
+        return fd
 
     def copy_object(self, oid: str, other: Store, *, fsync: bool) -> Path | None:
         """Copy one object into ``other`` (backups, push, pull); the new file, None if it was there.

@@ -12,12 +12,9 @@ raised here as the sequential copy would raise it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import io
 import itertools
 import os
-import shutil
 import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,7 +33,7 @@ BATCH = 256
 
 class FileWriter:
     """Writes the files of one copy as cheaply as Python allows: each folder made once, small
-    in-memory blobs written with one call, files on disk copied by the kernel (sendfile)."""
+    in-memory blobs written with one call, files on disk copied by the kernel (``Snapshot.copy_to``)."""
 
     _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
@@ -50,7 +47,12 @@ class FileWriter:
     def folder(self, folder: str) -> None:
         if folder in self.made:
             return
-        os.makedirs(folder, exist_ok=True)
+        try:  # files come in path order: the parent folder is there, most of the time
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
         if len(self.made) >= self.MADE:
             self.made.clear()
         while folder not in self.made:
@@ -63,16 +65,7 @@ class FileWriter:
     def copy(self, snapshot: Snapshot, path: str, target: str | Path) -> None:
         target = os.fspath(target)
         self.folder(os.path.dirname(target))
-        with snapshot.open(path) as src:
-            if isinstance(src, io.BytesIO):
-                self._write(target, src.getvalue())
-                return
-            fd = os.open(target, self._FLAGS, 0o644)
-            try:
-                with open(fd, "wb", closefd=False) as dst:
-                    _kernel_copy(src, dst)
-            finally:
-                os.close(fd)
+        snapshot.copy_to(path, target)
 
     def write(self, target: str | Path, data: bytes | memoryview) -> None:
         target = os.fspath(target)
@@ -80,30 +73,13 @@ class FileWriter:
         self._write(target, data)
 
     def _write(self, target: str, data: bytes | memoryview) -> None:
-        fd = os.open(target, self._FLAGS, 0o644)
+        fd = os.open(target, self._FLAGS, 0o666)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-
-
-def _kernel_copy(src: BinaryIO, dst: BinaryIO) -> None:
-    """sendfile from file to file where the system has it; a plain copy otherwise."""
-    try:
-        infd, outfd = src.fileno(), dst.fileno()
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        shutil.copyfileobj(src, dst, 1 << 20)
-        return
-    offset = src.tell()
-    try:
-        while sent := os.sendfile(outfd, infd, offset, 1 << 30):
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset != src.tell():
-            raise
-        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def copy_files(snapshot: Snapshot, paths: Iterable[str], base: str) -> int:
