@@ -115,3 +115,41 @@ def links_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_folder_of_is_dirname(path: str) -> None:
     for candidate in (path, f"/{path}", f"{path}/", f"//{path}"):
         assert folder_of(candidate) == posixpath.dirname(candidate)
+
+
+def _depth_by_definition(value: object) -> int:
+    """Nesting depth as the limit counts it: every value is one level below its container."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth_by_definition, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth_by_definition, value), default=0)
+    return 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON)
+def test_the_nesting_depth_visits_only_containers_and_counts_the_same(doc: object) -> None:
+    from stac_repository.stac.document import _depth
+
+    assert _depth(doc) == _depth_by_definition(doc)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_nesting_limit_is_exact(extra: int) -> None:
+    from stac_repository.errors import InvalidStac
+    from stac_repository.stac.document import MAX_NESTING, parse_json
+
+    levels = MAX_NESTING - 1 + extra  # lists around a scalar: one level each, and the scalar's
+    data = ("[" * levels + "1" + "]" * levels).encode()
+    if extra:
+        with pytest.raises(InvalidStac, match="nested deeper"):
+            parse_json(data, file="deep.json")
+    else:
+        assert parse_json(data, file="deep.json") is not None

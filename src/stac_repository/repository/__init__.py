@@ -31,6 +31,7 @@ class Repository:
         self.backend = backend
         self.root = backend.root
         self._config: dict[str, Any] | None = None
+        self._validator: tuple[Path | None, SchemaValidator] | None = None
 
     # -- opening and creating -------------------------------------------------------------
 
@@ -125,6 +126,15 @@ class Repository:
     def schema_dir(self) -> Path | None:
         value = cfg.get_value(self.config, "schema_dir")
         return Path(value) if value else None
+
+    def _schema_validator(self) -> SchemaValidator:
+        """The validator of ``schema_dir``, kept between ingests: compiling the core schemas
+        costs a few milliseconds, a sizeable part of a single-item ingest. A schema file added
+        to ``schema_dir`` meanwhile is seen by the next ``Repository.open``."""
+        schema_dir = self.schema_dir
+        if self._validator is None or self._validator[0] != schema_dir:
+            self._validator = (schema_dir, SchemaValidator(schema_dir))
+        return self._validator[1]
 
     @property
     def allow_outside_assets(self) -> bool:

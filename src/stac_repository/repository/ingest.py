@@ -125,7 +125,7 @@ def ingest(
     on_result: Callable[[ProductResult], None] | None = None,
 ) -> IngestReport:
     report = IngestReport()
-    validator = SchemaValidator(repo.schema_dir)
+    validator = repo._schema_validator()
     for product in _discover(processor, sources, report):
         result = _ingest_one(repo, processor_name, processor, validator, product, parent, force)
         report.results.append(result)

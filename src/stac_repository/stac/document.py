@@ -50,20 +50,28 @@ def parse_json(data: bytes, *, file: str) -> Any:
         raise InvalidStac("JSON nested too deeply", file=file) from None
     if _LONG_RUN in data.translate(_DIGITS):  # what re's \d{19,} finds, several times faster
         doc = json.loads(data)  # exact integers; numbers are rare enough to pay for this
-    if data.count(b"[") + data.count(b"{") > MAX_NESTING and _depth(doc) > MAX_NESTING:
+    # MAX_NESTING containers around a scalar are MAX_NESTING + 1 levels: the scalar is one
+    if data.count(b"[") + data.count(b"{") >= MAX_NESTING and _depth(doc) > MAX_NESTING:
         raise InvalidStac(f"JSON nested deeper than {MAX_NESTING} levels", file=file)
     return doc
 
 
 def _depth(doc: Any) -> int:
-    deepest, stack = 0, [(doc, 1)]
+    """The nesting depth of ``doc``, a scalar counting as one level. Only containers are
+    visited: a stored catalog of a thousand item links is read at every single-item ingest, and
+    its strings are most of its values."""
+    containers = (dict, list)
+    if not isinstance(doc, containers):
+        return 1
+    deepest, stack = 1, [(doc, 1)]
     while stack:
         node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+        values = node.values() if isinstance(node, dict) else node
+        if values and depth >= deepest:
+            deepest = depth + 1
+        inner = [(v, depth + 1) for v in values if isinstance(v, containers)]
+        if inner:
+            stack.extend(inner)
     return deepest
 
 
