@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from stac_repository import Repository
-from stac_repository.errors import BackendError
+from stac_repository.errors import BackendError, NotFound
 from stac_repository.repository import filecopy
 
 from .test_fault_injection import tmpfs
@@ -177,3 +177,21 @@ def test_a_full_disk_fails_the_copy_in_one_line(
         assert not target.exists() and not list((tmp_path / "small").iterdir())
     assert forks == [2] or not mounted
     assert _children() == []
+
+
+@pytest.mark.parametrize("backend", ["git", "file"])
+def test_copy_to_writes_what_read_returns_and_refuses_a_missing_path(
+    tmp_path: Path, bulk: Path, backend: str
+) -> None:
+    repo = _repo(tmp_path, backend, bulk)
+    with repo.backend.snapshot() as snap:
+        paths = list(snap.walk())
+        for n, path in enumerate(paths[:: max(1, len(paths) // 40)]):  # documents and assets
+            target = tmp_path / f"copy-{n}"
+            target.write_bytes(b"older and longer content, to be truncated")
+            snap.copy_to(path, str(target))
+            with snap.open(path) as stream:
+                assert target.read_bytes() == stream.read()
+        with pytest.raises(NotFound):
+            snap.copy_to("bench/no-such-item/no-such-item.json", str(tmp_path / "missing"))
+        assert not (tmp_path / "missing").exists()

@@ -104,7 +104,7 @@ class FileSnapshot(Snapshot):
         try:
             fsutil.copy_file(source, target, fsync=False)
         except OSError as exc:
-            if exc.filename != str(source):
+            if exc.filename is None or os.fspath(exc.filename) != os.fspath(source):
                 raise
             if isinstance(exc, FileNotFoundError | NotADirectoryError):
                 raise NotFound(f"no file {path!r} in the repository") from None

@@ -597,7 +597,7 @@ class GitBackend(Backend):
                     with fsutil.open_regular(source) as fh:  # never a FIFO swapped in meanwhile
                         return create(fh.read()), False
             except OSError as exc:
-                if exc.filename != str(source):  # writing failed (a full disk): reported as such
+                if exc.filename is None or os.fspath(exc.filename) != os.fspath(source):  # writing failed
                     raise
                 raise BackendError(f"cannot read the asset {source} for {path!r}: {exc.strerror}") from exc
         if written.tracking:
