@@ -115,7 +115,7 @@ def _child(out: int, store: Store, sources: Iterable[str | Path | None], thresho
         try:
             pointer = None if source is None else store.add(source, threshold)
         except Exception:  # the parent adds this one and the rest itself, and reports any error
-            os.write(out, bytes(batch) + _RECORD.pack(_FAILED, bytes(32), 0))
+            _send(out, bytes(batch) + _RECORD.pack(_FAILED, bytes(32), 0))
             return
         if pointer is None:
             batch += no_object
@@ -126,13 +126,13 @@ def _child(out: int, store: Store, sources: Iterable[str | Path | None], thresho
         if not since:
             since = now
         if len(batch) >= _BATCH_BYTES or now - since >= _BATCH_SECONDS:
-            _send(out, batch)  # the parent is gone when this raises: the child just ends
+            _send(out, bytes(batch))  # the parent is gone when this raises: the child just ends
             batch.clear()
             since = 0.0
-    _send(out, batch)
+    _send(out, bytes(batch))
 
 
-def _send(out: int, data: bytearray) -> None:
+def _send(out: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(out, view) :]
