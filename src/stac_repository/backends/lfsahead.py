@@ -22,7 +22,6 @@ import gc
 import os
 import signal
 import struct
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,8 +32,6 @@ MIN_OBJECTS = 256
 """Below this many candidate objects, forking costs more than it saves."""
 
 _RECORD = struct.Struct("B32sQ")
-_BATCH_BYTES = 64 * _RECORD.size
-_BATCH_SECONDS = 0.002
 _ADDED, _NOT_LFS, _FAILED = 0, 1, 2
 
 
@@ -109,30 +106,15 @@ def _child(out: int, store: Store, sources: Iterable[str | Path | None], thresho
     os.closerange(3, out)
     os.closerange(out + 1, os.sysconf("SC_OPEN_MAX"))
     no_object = _RECORD.pack(_NOT_LFS, bytes(32), 0)
-    batch = bytearray()
-    since = 0.0
     for source in sources:
         try:
             pointer = None if source is None else store.add(source, threshold)
         except Exception:  # the parent adds this one and the rest itself, and reports any error
-            _send(out, bytes(batch) + _RECORD.pack(_FAILED, bytes(32), 0))
+            os.write(out, _RECORD.pack(_FAILED, bytes(32), 0))
             return
-        if pointer is None:
-            batch += no_object
-        else:
-            batch += _RECORD.pack(_ADDED, bytes.fromhex(pointer.oid), pointer.size)
-        # Answers go in batches (a pipe write wakes the parent), at most _BATCH_SECONDS late.
-        now = time.monotonic()
-        if not since:
-            since = now
-        if len(batch) >= _BATCH_BYTES or now - since >= _BATCH_SECONDS:
-            _send(out, bytes(batch))  # the parent is gone when this raises: the child just ends
-            batch.clear()
-            since = 0.0
-    _send(out, bytes(batch))
-
-
-def _send(out: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(out, view) :]
+        # One write per answer: the parent may be waiting for this one (a batch would hold it
+        # back while the next, maybe large, file is copied).
+        record = (
+            no_object if pointer is None else _RECORD.pack(_ADDED, bytes.fromhex(pointer.oid), pointer.size)
+        )
+        os.write(out, record)  # the parent is gone when this raises: the child just ends
