@@ -42,6 +42,16 @@ def worker_count() -> int:
     return wanted if threading.active_count() == 1 else 0
 
 
+def stop(pid: int) -> bool:
+    """Reap the forked process ``pid``, killed first if it is still at work; True when it was."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return True
+    return False
+
+
 def fork(child: Callable[[], None]) -> int:
     """Fork a process that runs ``child`` and exits (status 0 when it returned, 1 when it raised)
     without ever returning into the caller's code; the child's pid."""
@@ -146,10 +156,7 @@ class OrderedForkMap:
             pipe.close()  # a worker still writing gets a broken pipe
         self._pipes = []
         for pid in self._pids:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+            stop(pid)
         self._pids = []
 
     def __enter__(self) -> OrderedForkMap:

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..forking import fork, worker_count
+from ..forking import fork, stop, worker_count
 from .lfs import Pointer, Store
 
 MIN_OBJECTS = 256
@@ -82,12 +82,9 @@ class AddAhead:
             return
         pid, self._pid = self._pid, None
         self._answers.close()  # a child still writing gets a broken pipe
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                with contextlib.suppress(OSError):
-                    self._store.clean_tmp(pid)
+        if stop(pid):
+            with contextlib.suppress(OSError):
+                self._store.clean_tmp(pid)
 
 
 def start(store: Store, sources: Iterable[str | Path | None], count: int, threshold: int) -> AddAhead | None:

@@ -22,7 +22,7 @@ from typing import BinaryIO, cast
 
 from ..backends.base import Snapshot
 from ..errors import BackendError, NotFound, StacRepositoryError
-from ..forking import fork, receive, send, worker_count
+from ..forking import fork, receive, send, stop, worker_count
 
 PARALLEL_FROM = 2000
 """Files copied by this process before workers are forked for the rest (a small copy is not
@@ -175,9 +175,7 @@ class _Copiers:
             with contextlib.suppress(OSError):
                 os.close(tasks)
             result.close()
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            stop(pid)
         self._workers = []
 
     def __enter__(self) -> _Copiers:
