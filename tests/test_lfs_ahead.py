@@ -86,11 +86,12 @@ def _slow_sources(first: str, ready: Path) -> Iterator[str]:
 
 
 def _wait_for(path: Path) -> int:
+    """The pid a child wrote to ``path`` (read once: a child may write it again meanwhile)."""
     deadline = time.monotonic() + 20
-    while not path.exists() or not path.read_text():
+    while not (text := path.read_text() if path.exists() else ""):
         assert time.monotonic() < deadline, "the child never started"
         time.sleep(0.01)
-    return int(path.read_text())
+    return int(text)
 
 
 def _gone(pid: int) -> bool:
