@@ -3,11 +3,13 @@ copied, or written under (or at) a deleted path. Checked against the rule stated
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stac_repository.backends.base import ChangeSet
+from stac_repository.backends.base import ChangeSet, check_path
 from stac_repository.errors import BackendError
 
 paths = st.lists(st.sampled_from(["a", "b", "ab", "a.json"]), min_size=1, max_size=4).map("/".join)
@@ -34,3 +36,40 @@ def test_check_refuses_exactly_the_contradictions(
             changes.check()
     else:
         changes.check()
+
+
+def _unsafe(path: str) -> bool:
+    """The rule check_path states, naively: not in posixpath's normal form, absolute, with a
+    backslash or NUL, or inside .git."""
+    norm = posixpath.normpath(path)
+    first = norm.split("/")[0]
+    return (
+        not path
+        or "\\" in path
+        or "\x00" in path
+        or path.startswith("/")
+        or norm != path
+        or norm == "."
+        or first in ("..", ".git")
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=["a", "g", "i", "t", ".", "/", "\\", "\x00"], max_size=12))
+def test_check_path_refuses_exactly_the_unsafe_paths(path: str) -> None:
+    if _unsafe(path):
+        with pytest.raises(BackendError, match="refused unsafe path"):
+            check_path(path)
+    else:
+        assert check_path(path) == path
+
+
+@pytest.mark.parametrize("path", [".git", ".git/config", "a/../b", "./a", "a/.", "a//b", "a/", "..", "."])
+def test_check_path_refuses(path: str) -> None:
+    with pytest.raises(BackendError):
+        check_path(path)
+
+
+@pytest.mark.parametrize("path", [".gitx", "a/.git", "a..b/c", ".a", "a/.b/c", "catalog.json"])
+def test_check_path_keeps(path: str) -> None:
+    assert check_path(path) == path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import itertools
-import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,15 +25,23 @@ catalog), plus backend-private state such as locks and journals."""
 
 
 def check_path(path: str) -> str:
-    """Refuse any path that could leave the repository or hide in backend-private state."""
-    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+    """Refuse any path that could leave the repository or hide in backend-private state: one
+    not in normal form (``posixpath.normpath`` would change it: an empty, ``.`` or ``..``
+    segment, a trailing slash), absolute, with a backslash or NUL, or in ``.git``."""
+    padded = f"/{path}/"
+    if (
+        not path
+        or "\\" in path
+        or "\x00" in path
+        or path[0] == "/"
+        or path[-1] == "/"
+        or "//" in path
+        or "/./" in padded
+        or "/../" in padded
+        or padded.startswith("/.git/")
+    ):
         raise BackendError(f"refused unsafe path {path!r}")
-    norm = posixpath.normpath(path)
-    if norm != path or norm == "." or norm.split("/")[0] == ".." or "/../" in f"/{norm}/":
-        raise BackendError(f"refused unsafe path {path!r}")
-    if norm.split("/")[0] == ".git":
-        raise BackendError(f"refused unsafe path {path!r}")
-    return norm
+    return path
 
 
 @dataclass

@@ -158,7 +158,7 @@ def _signature(repo: pygit2.Repository) -> pygit2.Signature:
 
 
 def _is_reserved(path: str) -> bool:
-    return path.rsplit("/", 1)[-1] in RESERVED_NAMES
+    return path.rpartition("/")[2] in RESERVED_NAMES
 
 
 def _folder(path: str) -> str:
@@ -320,18 +320,25 @@ class _GitTransaction(Transaction):
         self.snapshot = GitSnapshot(backend, head)
 
     def commit(self, changes: ChangeSet) -> Commit | None:
-        changes.check()
-        for path in changes.paths():
-            if _is_reserved(path):
-                raise BackendError(f"refused write to git-reserved path {path!r}")
-        if changes.is_empty():
-            return None
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
-        with _storage_errors("cannot commit the transaction"):
-            written = self.backend._written()
-            tree = self.backend._apply(snapshot, changes, written)
-            return self._land(tree, changes.message, changes.summary, written)
+        threshold = self.backend._lfs_threshold(snapshot)
+        # Forked first: the change is checked and sorted here while the child starts adding.
+        ahead = self.backend._add_ahead(changes, threshold)
+        try:
+            changes.check()
+            for path in changes.paths():
+                if _is_reserved(path):
+                    raise BackendError(f"refused write to git-reserved path {path!r}")
+            if changes.is_empty():
+                return None
+            with _storage_errors("cannot commit the transaction"):
+                written = self.backend._written()
+                tree = self.backend._apply(snapshot, changes, written, threshold, ahead)
+                return self._land(tree, changes.message, changes.summary, written)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def _land(
         self, tree: pygit2.Oid, message: str, summary: dict[str, Any], written: _Written
@@ -499,7 +506,14 @@ class GitBackend(Backend):
             return DEFAULT_LFS_THRESHOLD
         return int(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_LFS_THRESHOLD
 
-    def _apply(self, snapshot: GitSnapshot, changes: ChangeSet, written: _Written) -> pygit2.Oid:
+    def _apply(
+        self,
+        snapshot: GitSnapshot,
+        changes: ChangeSet,
+        written: _Written,
+        threshold: int,
+        ahead: lfsahead.AddAhead | None = None,
+    ) -> pygit2.Oid:
         """Write the new blobs and the trees on their paths; the id of the resulting root tree.
 
         Paths are taken in sorted order and each folder's tree is written as soon as the stream
@@ -528,10 +542,8 @@ class GitBackend(Backend):
             if updates:
                 self._update_attributes(snapshot, folder, updates, entries, create)
 
-        threshold = self._lfs_threshold(snapshot)
         paths = sorted(changes.paths())  # distinct: ChangeSet.check
         stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
-        ahead = self._add_ahead(paths, changes, threshold) if packer is not None else None
         try:
             for path in paths:
                 blob = path not in changes.writes and path in changes.blobs
@@ -561,15 +573,16 @@ class GitBackend(Backend):
                 ahead.close()
         return tree
 
-    def _add_ahead(self, paths: list[str], changes: ChangeSet, threshold: int) -> lfsahead.AddAhead | None:
+    def _add_ahead(self, changes: ChangeSet, threshold: int) -> lfsahead.AddAhead | None:
         """A child adding the transaction's LFS objects ahead of the tree stream (see :mod:`.lfsahead`).
 
-        The child lists the sources itself, from its copy of the change, in the stream's order.
+        The child lists the sources itself, from its copy of the change, in the stream's order
+        (:meth:`_apply`'s: the paths sorted).
         """
         blobs, writes = changes.blobs, changes.writes
         sources = (
             blobs[path] if lfs.can_track(path.rpartition("/")[2]) else None
-            for path in paths
+            for path in sorted(changes.paths())
             if path not in writes and path in blobs
         )
         ahead = lfsahead.start(self.lfs, sources, len(blobs), threshold)

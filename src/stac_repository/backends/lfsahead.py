@@ -18,6 +18,7 @@ sequential path.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import signal
@@ -33,6 +34,7 @@ MIN_OBJECTS = 256
 
 _RECORD = struct.Struct("B32sQ")
 _ADDED, _NOT_LFS, _FAILED = 0, 1, 2
+_PIPE_SIZE = 1 << 20
 
 
 class AddAhead:
@@ -45,13 +47,19 @@ class AddAhead:
 
     def __init__(self, store: Store, sources: Iterable[str | Path | None], threshold: int) -> None:
         read_end, write_end = os.pipe()
+        _widen(write_end)
 
         def child() -> None:
             os.close(read_end)
             _child(write_end, store, sources, threshold)
 
-        pid = fork(child)
-        os.close(write_end)
+        try:
+            pid = fork(child)
+        except OSError:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
         self._pid: int | None = pid
         self._store = store
         self._answers = os.fdopen(read_end, "rb")
@@ -87,6 +95,14 @@ class AddAhead:
                 self._store.clean_tmp(pid)
 
 
+def _widen(pipe: int) -> None:
+    """Let the child run ahead by up to a megabyte of answers (25,000 objects) rather than the
+    default 64 KB: the parent writes the transaction's documents first (the id index sorts
+    before the catalog), and a full pipe would keep the child waiting meanwhile."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the system's limit
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
 def start(store: Store, sources: Iterable[str | Path | None], count: int, threshold: int) -> AddAhead | None:
     """An :class:`AddAhead` when forking is allowed and worth it (``count`` blobs), else None.
 
@@ -94,7 +110,10 @@ def start(store: Store, sources: Iterable[str | Path | None], count: int, thresh
     """
     if count < MIN_OBJECTS or worker_count() < 1:
         return None
-    return AddAhead(store, sources, threshold)
+    try:
+        return AddAhead(store, sources, threshold)
+    except OSError:  # no pipe or process to be had (system limits): the parent adds them all
+        return None
 
 
 def _child(out: int, store: Store, sources: Iterable[str | Path | None], threshold: int) -> None:

@@ -6,6 +6,8 @@ step, reason) and the others go on.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 import tempfile
@@ -126,12 +128,36 @@ def ingest(
 ) -> IngestReport:
     report = IngestReport()
     validator = repo._schema_validator()
-    for product in _discover(processor, sources, report):
-        result = _ingest_one(repo, processor_name, processor, validator, product, parent, force)
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
+    with _fewer_collections():
+        for product in _discover(processor, sources, report):
+            result = _ingest_one(repo, processor_name, processor, validator, product, parent, force)
+            report.results.append(result)
+            if on_result is not None:
+                on_result(result)
     return report
+
+
+GC_THRESHOLD = 50_000
+"""Objects allocated between two garbage collections during an ingest (Python's default: 700)."""
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often while products are ingested, then as before.
+
+    A bulk product allocates millions of short-lived objects, and a collection every 700 of
+    them scans the loaded tree and the plan again and again: 3-4 % of a bulk ingest's time,
+    all of it in the process that writes, and every page it touches is copied for the forked
+    workers. Ingesting makes few reference cycles; those it makes wait a little longer.
+    """
+    threshold = gc.get_threshold()
+    raised = (max(threshold[0], GC_THRESHOLD), *threshold[1:])
+    gc.set_threshold(*raised)
+    try:
+        yield
+    finally:
+        if gc.get_threshold() == raised:  # unless someone else set it meanwhile
+            gc.set_threshold(*threshold)
 
 
 def _ingest_one(

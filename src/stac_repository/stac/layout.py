@@ -24,6 +24,10 @@ MAX_SEGMENT = 96
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _STATE_NAMES = {"catalog.json", "collection.json", ".stac-repository", ".git"}
+_PLAIN_FILE = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9._-]*[A-Za-z0-9_-])?\.[A-Za-z0-9]{1,16}")
+"""A base name :func:`asset_name` keeps as it is (unless its stem is reserved, a state name or
+too long): a stem of safe characters that neither starts nor ends with a dot, and a short
+alphanumeric extension."""
 
 
 def _digest(text: str) -> str:
@@ -94,11 +98,19 @@ def asset_name(href: str, taken: set[str]) -> str:
     """A file name for a copied asset: its own base name, made safe and unique in ``taken``."""
     base = posixpath.basename(href.replace("\\", "/").split("?")[0].split("#")[0]) or "asset"
     stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, ""
-    stem = segment(stem) if stem else "asset"
-    ext = "".join(ch for ch in ext if ch.isascii() and ch.isalnum())[:16]
-    name = f"{stem}.{ext}" if ext else stem
+    if (
+        _PLAIN_FILE.fullmatch(base)
+        and len(stem) <= MAX_SEGMENT
+        and not _RESERVED.match(stem)
+        and stem.lower() not in _STATE_NAMES
+    ):
+        name = base  # what the rest makes of it (most assets: a bulk product has one per file)
+    else:
+        if not dot:
+            stem, ext = base, ""
+        stem = segment(stem) if stem else "asset"
+        ext = "".join(ch for ch in ext if ch.isascii() and ch.isalnum())[:16]
+        name = f"{stem}.{ext}" if ext else stem
     n = 1
     candidate = name
     while candidate.lower() in taken or candidate.lower() in _STATE_NAMES:

@@ -107,7 +107,9 @@ class Planner:
         self._new_objects: dict[str, str] = {}  # path -> id of objects this plan writes
         self._paths = RealPaths()
         self._fresh_folders: set[str] = set()  # folders found empty in the snapshot
+        self._fresh_prefixes: tuple[str, ...] = ()  # see _in_fresh_folder
         self._readable: dict[Path, tuple[str, ...]] = {}  # product folder -> see _may_read
+        self._hrefs_out: dict[tuple[str, str], str] = {}  # see _href_out
 
     def close(self) -> None:
         """Release the plan's temporary file (the ChangeSet's spooled documents go with it)."""
@@ -446,8 +448,8 @@ class Planner:
         targets rewritten: to the stored document when part of the product, else copied in
         like an asset. A local target outside the product's folders is dropped (never read)."""
         links: list[dict[str, Any]] = [
-            {"rel": "root", "href": relative_href(path, ROOT_PATH), "type": JSON},
-            {"rel": "parent", "href": relative_href(path, parent_path), "type": JSON},
+            {"rel": "root", "href": self._href_out(path, ROOT_PATH), "type": JSON},
+            {"rel": "parent", "href": self._href_out(path, parent_path), "type": JSON},
         ]
         for child in node.children:
             original = node.link_of_child.get(id(child), {})
@@ -487,6 +489,19 @@ class Planner:
             links.append(link)
         return links
 
+    def _href_out(self, path: str, target: str) -> str:
+        """``relative_href(path, target)`` for a ``target`` outside ``path``'s folder (its root,
+        parent or collection): the same from every folder of one parent folder, so computed once
+        per parent folder and target (a bulk product's items ask for three each)."""
+        folder = folder_of(path)
+        if not folder or target.startswith(f"{folder}/"):
+            return relative_href(path, target)
+        key = (folder_of(folder), target)
+        href = self._hrefs_out.get(key)
+        if href is None:
+            href = self._hrefs_out[key] = relative_href(path, target)
+        return href
+
     def _may_read(self, target: str, product_folder: Path) -> bool:
         """May this local file be read? ``target`` must have its symbolic links resolved."""
         if self.allow_outside_assets:
@@ -519,13 +534,14 @@ class Planner:
                 del doc["collection"]
             return
         doc["collection"] = target
-        href = relative_href(path, collections[target])
+        href = self._href_out(path, collections[target])
         doc["links"].insert(2, {"rel": "collection", "href": href, "type": JSON})
 
     def _copy_assets(
         self, node: SourceNode, source: dict[str, Any], files: _LocalFiles, product_folder: Path
     ) -> dict[str, Any]:
         assets: dict[str, Any] = {}
+        self._paths.known(os.path.dirname(node.filename))
         for key, asset in source["assets"].items():
             href = asset.get("href")
             target = local_path(href, node.filename) if isinstance(href, str) else None
@@ -724,7 +740,9 @@ class Planner:
         return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
 
     def _in_fresh_folder(self, path: str) -> bool:
-        return any(path.startswith(f"{folder}/") for folder in self._fresh_folders)
+        if len(self._fresh_prefixes) != len(self._fresh_folders):  # asked for every path written
+            self._fresh_prefixes = tuple(f"{folder}/" for folder in self._fresh_folders)
+        return path.startswith(self._fresh_prefixes)
 
     def _same_file(self, path: str, source: str) -> bool:
         """Is the stored file at ``path`` byte-identical to ``source``? (streamed comparison)"""
@@ -748,10 +766,14 @@ class Planner:
             return dict(sorted(objects.items(), key=lambda kv: (kv[0].count("/"), kv[0])))
 
         old, new = top_down(self._old_objects), top_down(self._new_objects)
-        changed_folders = {folder_of(p) for p in [*writes, *blobs]}
         added = [i for p, i in new.items() if p not in old]
         removed = [i for p, i in old.items() if p not in new]
-        updated = [i for p, i in new.items() if p in old and (p in writes or folder_of(p) in changed_folders)]
+        updated = []
+        if old:  # else nothing is updated: a bulk ingest need not list every folder it writes
+            changed_folders = {folder_of(p) for p in [*writes, *blobs]}
+            updated = [
+                i for p, i in new.items() if p in old and (p in writes or folder_of(p) in changed_folders)
+            ]
         cap = SUMMARY_IDS
         return {
             "added": added[:cap],

@@ -246,6 +246,14 @@ class RealPaths:
             return Resolved(os.path.realpath(name), st is not None, target)
         return Resolved(os.path.join(self._real_folder(folder), base), st is not None, st)
 
+    def known(self, folder: str) -> None:
+        """Take ``folder`` as resolved already: it is that of a file whose symbolic links were
+        resolved (a loaded document's), so its files need no lookup of it."""
+        if folder not in self._folders:
+            if len(self._folders) >= self.CACHED:
+                self._folders.clear()
+            self._folders[folder] = folder
+
     def _real_folder(self, folder: str) -> str:
         """``realpath(folder)``, from its parent's when that is known: one lstat, not one per
         component (a product with a folder per item has as many folders as items)."""
