@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stac_repository.stac.document import read_json_bytes
 from stac_repository.stac.layout import folder_of
 from stac_repository.stac.source import RealPaths, load_tree, local_path, local_target
 
@@ -153,3 +154,15 @@ def test_the_nesting_limit_is_exact(extra: int) -> None:
             parse_json(data, file="deep.json")
     else:
         assert parse_json(data, file="deep.json") is not None
+
+
+@pytest.mark.parametrize("change", [-5, 0, 5, 70_000])
+def test_a_document_is_read_whole_whatever_its_stat_said(tmp_path: Path, change: int) -> None:
+    """The bytes read are the file's, when it grew or shrank since the stat handed in."""
+    file = tmp_path / "doc.json"
+    file.write_bytes(b'{"a": "' + b"x" * 100 + b'"}')
+    st = os.stat(file)
+    content = b'{"a": "' + b"y" * (100 + change) + b'"}'
+    file.write_bytes(content)
+    assert read_json_bytes(file, st) == content
+    assert read_json_bytes(file) == content

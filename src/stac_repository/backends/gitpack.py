@@ -8,10 +8,11 @@ git's pack v2 with an index v2 (Documentation/gitformat-pack.txt): objects are s
 (no deltas), which ``git gc`` may later improve. libgit2 finds a new pack by itself when a
 lookup misses, so trees built afterwards see these blobs.
 
-Objects of 160 bytes or more are deflated by ISA-L (``isal``) at its level 1: on an ingest's
-objects (a 2 KB item, a tree) it takes a third of zlib's level-1 time here, where zlib sets up
-a 256 KB state per object, and compresses as well; smaller ones are stored. Any zlib reader
-(git, libgit2) reads both.
+Objects of 160 bytes or more are deflated by ISA-L (``isal``) at its level 0, its fastest: a
+3 KB item takes 7 µs where ISA-L's level 1 takes 19 and zlib's 50 (zlib sets up a 256 KB state
+per object), for a pack a fifth larger than at level 1; writing the pack is the critical path of
+a bulk ingest, and ``git gc`` may recompress it later. Smaller objects are stored. Any zlib
+reader (git, libgit2) reads both.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class PackWriter:
         raw = hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data, usedforsecurity=False).digest()
         slot = self._objects.slot(raw)
         if slot is not None:
-            packed = zlib.compress(data, 0) if len(data) < _STORED_BELOW else isal_zlib.compress(data, 1)
+            packed = zlib.compress(data, 0) if len(data) < _STORED_BELOW else isal_zlib.compress(data, 0)
             entry = _object_header(kind, len(data)) + packed
             self._objects.add(slot, raw, self._offset, zlib.crc32(entry))
             self._fh.write(entry)

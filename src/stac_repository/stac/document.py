@@ -110,7 +110,10 @@ def _read_all(name: str, size: int) -> bytes:
     reads every document of a product, some twice)."""
     fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = [os.read(fd, size + 1)]
+        first = os.read(fd, size + 1)
+        if len(first) <= size:  # a regular file reads short only at its end: no read of EOF
+            return first
+        chunks = [first]  # it grew since its stat: read to the end
         while chunks[-1]:
             chunks.append(os.read(fd, max(size, 1 << 16)))
     finally:
