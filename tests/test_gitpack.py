@@ -7,13 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import zlib
 from pathlib import Path
 
 import pygit2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stac_repository.backends.gitpack import PackWriter
+from stac_repository.backends.gitpack import PackWriter, _stored
 
 # Small objects (trees, LFS pointers), and larger ones, random or repetitive as documents are.
 CONTENT = (
@@ -65,3 +66,10 @@ def test_git_rebuilds_the_same_index(
         for oid, (kind, data) in ids.items():
             assert repo.odb.read(oid) == (kind, data)  # raw: the random trees do not parse
         shutil.rmtree(folder)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_objects_stored_whole_are_what_zlib_stores(data: bytes) -> None:
+    assert _stored(data) == zlib.compress(data, 0)
+    assert zlib.decompress(_stored(data)) == data

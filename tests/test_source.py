@@ -142,6 +142,39 @@ def test_the_nesting_depth_visits_only_containers_and_counts_the_same(doc: objec
     assert _depth(doc) == _depth_by_definition(doc)
 
 
+def _nested(levels: int, inner: object) -> object:
+    """``levels`` containers around ``inner``, lists and objects in turn."""
+    for n in range(levels):
+        inner = [inner] if n % 2 else {"k": inner}
+    return inner
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=190, max_value=260),
+    st.sampled_from([1, [], {}, "s", None, [1], 2**70]),
+    st.integers(min_value=0, max_value=3),
+)
+def test_too_deep_is_the_depth_over_the_limit(levels: int, inner: object, siblings: int) -> None:
+    """The shortcut through orjson answers as the walk would, around the limit, whatever ends the
+    deepest path (a scalar, an empty container, an integer orjson cannot write)."""
+    from stac_repository.stac.document import MAX_NESTING, _too_deep
+
+    doc = {"wide": [{"a": n} for n in range(siblings)], "deep": _nested(levels, inner)}
+    assert _too_deep(doc) == (_depth_by_definition(doc) > MAX_NESTING)
+
+
+def test_orjson_writes_as_many_nested_containers_as_assumed() -> None:
+    """_too_deep relies on orjson's limit: a change in orjson must fail here first."""
+    import orjson
+
+    from stac_repository.stac.document import ORJSON_MAX_CONTAINERS
+
+    assert orjson.dumps(_nested(ORJSON_MAX_CONTAINERS, 1))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(_nested(ORJSON_MAX_CONTAINERS + 1, 1))
+
+
 @pytest.mark.parametrize("extra", [0, 1])
 def test_the_nesting_limit_is_exact(extra: int) -> None:
     from stac_repository.errors import InvalidStac

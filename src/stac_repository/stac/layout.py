@@ -62,10 +62,10 @@ def child_path(parent_doc_path: str, child_id: str, kind: StacType, *, duplicate
     ``duplicate`` > 0 names the n-th further sibling with the same id (STAC asks for unique
     ids but real catalogs repeat them; each still gets a folder of its own).
     """
-    folder = segment(child_id) if not duplicate else f"{segment(child_id)}-dup{duplicate}"
+    name = segment(child_id)
+    folder = name if not duplicate else f"{name}-dup{duplicate}"
     base = posixpath.join(folder_of(parent_doc_path), folder)
     if kind is StacType.ITEM:
-        name = segment(child_id)
         if f"{name}.json".lower() in _STATE_NAMES:
             name = f"{name}-{_digest(child_id)}"
         return f"{base}/{name}.json"

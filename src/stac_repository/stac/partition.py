@@ -97,7 +97,9 @@ def partition_tree(node: SourceNode, layout: Layout) -> None:
             moved = {id(c) for c in overflow}
             groups: dict[str, list[SourceNode]] = {}
             for item in overflow:
-                groups.setdefault(key_at(item.doc, layout.scheme, current.bucket_level), []).append(item)
+                # The hash scheme needs only the id: a lazy item's stub is not parsed for it.
+                fields = item.doc if layout.scheme == "datetime" else {"id": item.id}
+                groups.setdefault(key_at(fields, layout.scheme, current.bucket_level), []).append(item)
             current.children = [c for c in current.children if id(c) not in moved]
             for key in sorted(groups):
                 bucket = SourceNode(
