@@ -303,3 +303,24 @@ def test_disk_full_while_the_child_adds_objects(
         assert_unchanged(repo, before)
         assert not list((repo / "lfs/tmp").glob("*"))
         assert_next_command_works(repo, tmp_path)
+
+
+def test_no_child_to_be_had_leaves_the_objects_to_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork refused by the system (process or memory limits) is no error: no child, no pipe
+    left open, and the ingest adds every object itself."""
+    opened = len(os.listdir("/proc/self/fd"))
+
+    def no_fork(child: object) -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(lfsahead, "fork", no_fork)
+    store = _store(tmp_path)
+    sources = [_file(tmp_path / "src", f"{n}.tif", b"x" * n) for n in range(1, 300)]
+    assert lfsahead.start(store, sources, len(sources), threshold=0) is None
+    assert len(os.listdir("/proc/self/fd")) == opened
+    source = _bulk_product(tmp_path / "product", 100)
+    repo = _ingest(tmp_path, "ingested", source, "2", monkeypatch)
+    assert len(_lfs_objects(repo)) == 300
+    fsck(repo.root)

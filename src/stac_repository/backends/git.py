@@ -322,9 +322,10 @@ class _GitTransaction(Transaction):
     def commit(self, changes: ChangeSet) -> Commit | None:
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
-        threshold = self.backend._lfs_threshold(snapshot)
-        # Forked first: the change is checked and sorted here while the child starts adding.
-        ahead = self.backend._add_ahead(changes, threshold)
+        with _storage_errors("cannot commit the transaction"):
+            threshold = self.backend._lfs_threshold(snapshot)
+            # Forked first: the change is checked and sorted here while the child starts adding.
+            ahead = self.backend._add_ahead(changes, threshold)
         try:
             changes.check()
             for path in changes.paths():
