@@ -42,7 +42,7 @@ names = st.one_of(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(names, max_size=4))
 def test_asset_names_are_those_of_the_definition(hrefs: list[str]) -> None:
     taken, expected = {"item.json"}, {"item.json"}
@@ -55,7 +55,7 @@ segments = st.sampled_from(["a", "b", "ab", "~1f", "x.json"])
 paths = st.lists(segments, min_size=1, max_size=4).map(lambda parts: "/".join([*parts, "doc.json"]))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(paths | st.just("catalog.json"), paths | st.just("catalog.json")), max_size=12))
 def test_hrefs_out_of_a_folder_are_relative_hrefs(pairs: list[tuple[str, str]]) -> None:
     planner = Planner(cast(Snapshot, None))
