@@ -250,9 +250,7 @@ class RealPaths:
         """Take ``folder`` as resolved already: it is that of a file whose symbolic links were
         resolved (a loaded document's), so its files need no lookup of it."""
         if folder not in self._folders:
-            if len(self._folders) >= self.CACHED:
-                self._folders.clear()
-            self._folders[folder] = folder
+            self._remember(folder, folder)
 
     def _real_folder(self, folder: str) -> str:
         """``realpath(folder)``, from its parent's when that is known: one lstat, not one per
@@ -271,10 +269,13 @@ class RealPaths:
                 real = os.path.join(self._real_folder(parent), name)
         if real is None:
             real = os.path.realpath(folder)
+        self._remember(folder, real)
+        return real
+
+    def _remember(self, folder: str, real: str) -> None:
         if len(self._folders) >= self.CACHED:
             self._folders.clear()
         self._folders[folder] = real
-        return real
 
 
 def inside(path: Path | str, folder: Path, *, resolved: bool = False) -> bool:
