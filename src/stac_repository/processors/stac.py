@@ -11,6 +11,7 @@ updated.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,11 +22,12 @@ import orjson
 
 from ..errors import InvalidStac
 from ..stac.document import MAX_DOCUMENT_BYTES, StacType, canonical, dumps, identify, read_json_file
-from ..stac.source import SourceNode, Validate, load_tree, local_path, local_target
+from ..stac.source import RealPaths, SourceNode, Validate, load_tree, local_path, local_target
 
 __version__ = "1.0.0"
 
 _SUFFIXES = (".json", ".geojson")
+_CATALOG_NAMES = ("catalog.json", "collection.json")
 
 
 def _split(product: str) -> tuple[Path, int | None]:
@@ -85,45 +87,94 @@ def discover(source: str) -> Iterator[str]:
 
 
 def _discover_folder(folder: Path) -> Iterator[str]:
-    documents: dict[Path, dict[str, Any]] = {}
-    collections_files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            file = Path(dirpath) / name
-            if file.suffix == ".ndjson":
-                collections_files.append(file)
+    """The roots under ``folder``: the documents no other document links to as a child or item.
+
+    A file linked as an item is not opened: it belongs to the catalog that links it, and a
+    folder of a collection and its 10,000 items is then one parse, not 10,001. Catalogs are
+    read first (shallower files first, ``catalog.json`` and ``collection.json`` first in their
+    folder) so that their items are known before they are reached.
+    """
+    files, feature_files = _candidates(folder)
+    known = {real for *_, real in files}
+    paths = RealPaths()
+    documents: dict[str, dict[str, Any]] = {}
+    linked: set[str] = set()
+    items: set[str] = set()
+    for _, _, order, real in sorted(files):
+        if real in items or real in documents:
+            continue
+        try:
+            doc = read_json_file(real)
+            kind = identify(doc, file=real)
+        except InvalidStac:
+            continue
+        if kind is StacType.ITEM_COLLECTION:
+            feature_files.append((order, real))
+            continue
+        documents[real] = doc
+        for link in doc.get("links") or []:
+            if not isinstance(link, dict) or (rel := link.get("rel")) not in ("child", "item"):
                 continue
-            if file.suffix not in _SUFFIXES or not file.is_file():
+            href = link.get("href")
+            target = local_path(href, real) if isinstance(href, str) else None
+            if target is not None:
+                # A target spelled as a candidate's real path is that file (no ".." to resolve).
+                plain = os.path.normpath(target) if ".." not in target else None
+                real_target = plain if plain in known else paths.resolve(target).real
+                (items if rel == "item" else linked).add(real_target)
+    roots = [f for f in documents if f not in linked and f not in items]
+    # Catalogs and collections first, so standalone items can find their collection.
+    roots.sort(key=lambda f: (documents[f].get("type") == "Feature", f))
+    yield from roots
+    for _, file in sorted(feature_files):
+        for n, _ in _features(Path(file)):
+            yield f"{file}#{n}"
+
+
+_name = operator.attrgetter("name")
+
+
+def _candidates(folder: Path) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, str]]]:
+    """The JSON files under ``folder`` as (depth, 0 for a catalog's usual name, walk order,
+    real path), and its ndjson files as (walk order, real path); hidden folders skipped.
+
+    A folder is reached through real folders only (links to folders are not followed), so a
+    file's real path is its folder's plus its name, unless the file itself is a link.
+    """
+    files: list[tuple[int, int, int, str]] = []
+    feature_files: list[tuple[int, str]] = []
+    stack = [(os.path.realpath(folder), 0)]
+    order = 0
+    while stack:
+        here, depth = stack.pop()
+        try:
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=_name)
+        except OSError:
+            continue  # unreadable: as os.walk, skipped
+        folders = []
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if not name.startswith("."):
+                    folders.append(entry.path)
+                continue
+            suffix = os.path.splitext(name)[1]
+            if suffix != ".ndjson" and suffix not in _SUFFIXES:
                 continue
             try:
-                doc = read_json_file(file)
-                kind = identify(doc, file=str(file))
-            except InvalidStac:
+                if not entry.is_file():
+                    continue
+            except OSError:
                 continue
-            if kind is StacType.ITEM_COLLECTION:
-                collections_files.append(file)
+            real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+            order += 1
+            if suffix == ".ndjson":
+                feature_files.append((order, real))
             else:
-                documents[Path(os.path.realpath(file))] = doc
-    referenced: set[Path] = set()
-    for file, doc in documents.items():
-        for link in doc.get("links") or []:
-            if (
-                isinstance(link, dict)
-                and link.get("rel") in ("child", "item")
-                and isinstance(link.get("href"), str)
-            ):
-                target = local_target(link["href"], file)
-                if target is not None:
-                    referenced.add(Path(os.path.realpath(target)))
-    roots = [f for f in documents if f not in referenced]
-    # Catalogs and collections first, so standalone items can find their collection.
-    roots.sort(key=lambda f: (documents[f].get("type") == "Feature", str(f)))
-    for file in roots:
-        yield str(file)
-    for file in collections_files:
-        for n, _ in _features(file):
-            yield f"{file}#{n}"
+                files.append((depth, name not in _CATALOG_NAMES, order, real))
+        stack.extend((path, depth + 1) for path in reversed(folders))
+    return files, feature_files
 
 
 def _load(product: str) -> tuple[Path, Any]:
