@@ -1,5 +1,6 @@
 """Shortcuts of the planner's hot path against the definitions they stand for: the name an
-asset is copied under, and the hrefs from a document to its root, parent and collection."""
+asset is copied under, the hrefs from a document to its root, parent and collection, a child's
+stored path and an item's partition key."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 from stac_repository.backends.base import Snapshot
 from stac_repository.stac import layout
-from stac_repository.stac.layout import MAX_SEGMENT, asset_name, relative_href, segment
+from stac_repository.stac.document import StacType
+from stac_repository.stac.layout import MAX_SEGMENT, asset_name, child_path, relative_href, segment
+from stac_repository.stac.partition import key_at, keys
 from stac_repository.stac.planner import Planner
 
 
@@ -63,3 +66,39 @@ def test_hrefs_out_of_a_folder_are_relative_hrefs(pairs: list[tuple[str, str]]) 
         if target.startswith(posixpath.dirname(path) + "/") or target == path:
             continue  # only asked for targets outside the document's folder
         assert planner._href_out(path, target) == relative_href(path, target)
+
+
+def _child_path_by_definition(parent: str, child_id: str, kind: StacType, duplicate: int) -> str:
+    """child_path with posixpath.join, as first written."""
+    name = segment(child_id)
+    folder = name if not duplicate else f"{name}-dup{duplicate}"
+    base = posixpath.join(posixpath.dirname(parent), folder)
+    if kind is StacType.ITEM:
+        if f"{name}.json".lower() in layout._STATE_NAMES:
+            name = f"{name}-{layout._digest(child_id)}"
+        return f"{base}/{name}.json"
+    return f"{base}/{layout.FILE_NAMES[kind]}"
+
+
+parents = st.sampled_from(
+    ["catalog.json", "/catalog.json", "a/catalog.json", "a/~1f/catalog.json", "a//b.json"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parents, names, st.sampled_from([StacType.ITEM, StacType.CATALOG, StacType.COLLECTION]), st.integers(0, 2)
+)
+def test_child_paths_are_those_of_the_definition(
+    parent: str, child_id: str, kind: StacType, dup: int
+) -> None:
+    expected = _child_path_by_definition(parent, child_id, kind, dup)
+    assert child_path(parent, child_id, kind, duplicate=dup) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12), st.sampled_from(["hash", "datetime"]), st.integers(0, 19))
+def test_partition_keys_are_those_of_the_walk(ident: str, scheme: str, level: int) -> None:
+    item = {"id": ident, "properties": {"datetime": "2021-03-04T00:00:00Z"}}
+    walked = list(keys(item, scheme))
+    assert key_at(item, scheme, level) == walked[level]

@@ -233,8 +233,11 @@ def _tree_hash(tree: SourceNode) -> str:
     """A hash of every document of the tree and the size and time of its local asset files."""
     digest = hashlib.sha256()
     top = os.path.dirname(tree.filename)
+    below = len(top) + 1 if top != "/" else 1
     for node in tree.walk():
-        digest.update(os.path.relpath(node.filename, top).encode())
+        file = node.filename  # a real path: below ``top`` it is ``top`` and a relative rest
+        inner = file.startswith(top) and file[below - 1 : below] == "/" and ".." not in file
+        digest.update((file[below:] if inner else os.path.relpath(file, top)).encode())
         digest.update(b"None" if node.digest is None else node.digest.hex().encode())
         if node.stamp is not None:  # taken when the item was read
             digest.update(node.stamp)

@@ -64,7 +64,9 @@ def child_path(parent_doc_path: str, child_id: str, kind: StacType, *, duplicate
     """
     name = segment(child_id)
     folder = name if not duplicate else f"{name}-dup{duplicate}"
-    base = posixpath.join(folder_of(parent_doc_path), folder)
+    head = folder_of(parent_doc_path)
+    # posixpath.join(head, folder) without its generic-path overhead (``folder`` is never absolute)
+    base = f"{head}/{folder}" if head and not head.endswith("/") else f"{head}{folder}"
     if kind is StacType.ITEM:
         if f"{name}.json".lower() in _STATE_NAMES:
             name = f"{name}-{_digest(child_id)}"

@@ -61,6 +61,9 @@ def keys(item: Mapping[str, Any], scheme: str) -> Iterator[str]:
 
 
 def key_at(item: Mapping[str, Any], scheme: str, level: int) -> str:
+    if scheme != "datetime" and level < 20:  # :func:`keys` of the id hash alone, without the walk
+        digest = hashlib.sha1(str(item.get("id")).encode("utf-8", "surrogatepass")).hexdigest()
+        return digest[2 * level : 2 * level + 2]
     for n, key in enumerate(keys(item, scheme)):
         if n == level:
             return key
