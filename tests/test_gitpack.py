@@ -68,6 +68,23 @@ def test_git_rebuilds_the_same_index(
         shutil.rmtree(folder)
 
 
+def test_a_pack_larger_than_its_buffer_of_objects_of_many_sizes(tmp_path: Path) -> None:
+    """Thousands of sizes (more than the writer keeps headers for), stored and deflated, in a
+    pack of several megabytes (written through its buffer many times)."""
+    random = b"".join(zlib.compress(b"%d" % n) for n in range(3000))  # little to deflate
+    objects = [(pygit2.GIT_OBJECT_BLOB, random[n : 2 * n]) for n in range(5000)]
+    objects += [(pygit2.GIT_OBJECT_BLOB, random * 3), (pygit2.GIT_OBJECT_TREE, b"")]  # 100 KB; nothing
+    written, ids = _write(tmp_path / "repo.git", objects, 0)
+    pack, idx = written
+    assert pack.stat().st_size > 4 << 20
+    rebuilt = tmp_path / "rebuilt.idx"
+    subprocess.run(["git", "index-pack", "-o", str(rebuilt), str(pack)], check=True, capture_output=True)
+    assert rebuilt.read_bytes() == idx.read_bytes()
+    repo = pygit2.Repository(str(tmp_path / "repo.git"))
+    for oid, (kind, data) in ids.items():
+        assert repo.odb.read(oid) == (kind, data)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2000))
 def test_objects_stored_whole_are_what_zlib_stores(data: bytes) -> None:

@@ -34,6 +34,8 @@ _NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 TMP_PREFIX = ".stac-repository-tmp-pack-"
 """Temporary pack files in ``objects/pack``; recovery removes them (never a name git uses)."""
 _LARGE_OFFSET = 0x80000000
+_BUFFERED = 1 << 20
+"""Entries are written to the pack file a megabyte at a time."""
 _STORED_BELOW = 160
 """Smaller objects (LFS pointers, most attributes) are stored, not deflated: setting up any
 deflate state costs more than the dozen bytes it would save on them (a pack 6% larger, a
@@ -53,16 +55,25 @@ def _object_header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
+def _heads(kind: int, size: int) -> tuple[bytes, bytes, int, bytes, int]:
+    """What every object of ``kind`` and ``size`` starts with: its git header (hashed before
+    the content, for its id); its pack entry header and that header's CRC-32; and for an object
+    stored whole, the entry header and zlib's lead (see :func:`_stored`) with their CRC-32."""
+    header = _object_header(kind, size)
+    lead = header + _stored_lead(size) if size < _STORED_BELOW else b""
+    return b"%s %d\0" % (_NAMES[kind], size), header, zlib.crc32(header), lead, zlib.crc32(lead)
+
+
+def _stored_lead(size: int) -> bytes:
+    """A zlib header and the header of one final stored block of ``size`` bytes."""
+    return b"\x78\x01\x01" + struct.pack("<HH", size, size ^ 0xFFFF)
+
+
 def _stored(data: bytes) -> bytes:
     """``zlib.compress(data, 0)`` for the small objects stored whole, made directly: a zlib
     header, one final stored block, the Adler-32 (zlib sets up a deflate state even to store a
     hundred bytes). One stored block holds at most 65,535 bytes."""
-    size = len(data)
-    return b"\x78\x01\x01%s%s%s" % (
-        struct.pack("<HH", size, size ^ 0xFFFF),
-        data,
-        zlib.adler32(data).to_bytes(4, "big"),
-    )
+    return _stored_lead(len(data)) + data + zlib.adler32(data).to_bytes(4, "big")
 
 
 class _Objects:
@@ -141,23 +152,49 @@ class PackWriter:
         self._fh.write(b"PACK" + struct.pack(">II", 2, 0))  # the count is patched at the end
         self._offset = 12
         self._objects = _Objects(expected)
+        self._buffer = bytearray()
+        self._heads: dict[int, tuple[bytes, bytes, int, bytes, int]] = {}
 
     def __len__(self) -> int:
         return len(self._objects)
 
     def add(self, kind: int, data: bytes) -> pygit2.Oid:
-        """Store an object of ``kind`` (pack type codes are libgit2's: tree 2, blob 3)."""
-        digest = hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)), usedforsecurity=False)
+        """Store an object of ``kind`` (pack type codes are libgit2's: tree 2, blob 3).
+
+        A bulk pack takes five or six objects per item, so this is written for speed: the
+        headers of a (kind, size) are made once, writes go to a buffer, and the table's
+        insertion is inline.
+        """
+        size = len(data)
+        heads = self._heads.get(kind << 40 | size)
+        if heads is None:
+            if len(self._heads) >= 4096:  # as many sizes as objects, in a large pack of large ones
+                self._heads.clear()
+            heads = self._heads[kind << 40 | size] = _heads(kind, size)
+        prefix, header, header_crc, lead, lead_crc = heads
+        digest = hashlib.sha1(prefix, usedforsecurity=False)
         digest.update(data)
         raw = digest.digest()
-        slot = self._objects.slot(raw)
+        objects = self._objects
+        slot = objects.slot(raw)
         if slot is not None:
-            packed = _stored(data) if len(data) < _STORED_BELOW else isal_zlib.compress(data, 0)
-            header = _object_header(kind, len(data))
-            self._objects.add(slot, raw, self._offset, zlib.crc32(packed, zlib.crc32(header)))
-            self._fh.write(header)
-            self._fh.write(packed)
-            self._offset += len(header) + len(packed)
+            buffer = self._buffer
+            if size < _STORED_BELOW:  # as _stored(data), its parts written one by one
+                check = zlib.adler32(data).to_bytes(4, "big")
+                objects.add(slot, raw, self._offset, zlib.crc32(check, zlib.crc32(data, lead_crc)))
+                buffer += lead
+                buffer += data
+                buffer += check
+                self._offset += len(lead) + size + 4
+            else:
+                packed = isal_zlib.compress(data, 0)
+                objects.add(slot, raw, self._offset, zlib.crc32(packed, header_crc))
+                buffer += header
+                buffer += packed
+                self._offset += len(header) + len(packed)
+            if len(buffer) >= _BUFFERED:
+                self._fh.write(buffer)
+                buffer.clear()
         return pygit2.Oid(raw=raw)
 
     def finish(self, *, fsync: bool) -> list[Path]:
@@ -169,6 +206,8 @@ class PackWriter:
         if not len(self._objects):
             self.abort()
             return []
+        fh.write(self._buffer)
+        self._buffer = bytearray()
         fh.seek(8)
         fh.write(struct.pack(">I", len(self._objects)))
         fh.flush()
