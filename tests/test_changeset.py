@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stac_repository import Repository
 from stac_repository.backends.base import ChangeSet, check_path
 from stac_repository.errors import BackendError
 
@@ -73,3 +74,43 @@ def test_check_path_refuses(path: str) -> None:
 @pytest.mark.parametrize("path", [".gitx", "a/.git", "a..b/c", ".a", "a/.b/c", "catalog.json"])
 def test_check_path_keeps(path: str) -> None:
     assert check_path(path) == path
+
+
+git_paths = st.lists(
+    st.sampled_from(["a", "b", "a.json", ".gitattributes", ".."]), min_size=1, max_size=3
+).map("/".join)
+
+
+@pytest.fixture(scope="module")
+def git_repo(tmp_path_factory: pytest.TempPathFactory) -> Repository:
+    return Repository.init(tmp_path_factory.mktemp("git") / "repo", backend="git", id="root", description="d")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(git_paths, max_size=4), st.sets(git_paths, max_size=4), st.sets(git_paths, max_size=3))
+def test_the_git_backend_refuses_what_check_refuses_and_reserved_names(
+    git_repo: Repository, writes: set[str], blobs: set[str], deletes: set[str]
+) -> None:
+    """The git backend checks paths in its one sorted pass over them, not with ChangeSet.check:
+    it refuses the same transactions (and git's reserved names), and commits nothing then."""
+    changes = ChangeSet(
+        message="m",
+        writes=dict.fromkeys(writes, b"{}"),
+        blobs=dict.fromkeys(blobs, __file__),
+        deletes=deletes,
+    )
+    try:
+        changes.check()
+        refused = any(path.rpartition("/")[2] == ".gitattributes" for path in changes.paths())
+    except BackendError:
+        refused = True
+    backend = git_repo.backend
+    before = backend.head().id
+    with backend.transaction(timeout=5) as tx:
+        if refused:
+            with pytest.raises(BackendError, match=r"both|unsafe|reserved"):
+                tx.commit(changes)
+        else:
+            tx.commit(changes)
+    if refused:
+        assert backend.head().id == before

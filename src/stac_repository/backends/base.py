@@ -44,6 +44,9 @@ def check_path(path: str) -> str:
     return path
 
 
+BOTH_WRITTEN = "a path is both written as a document and copied as a blob"
+
+
 @dataclass
 class ChangeSet:
     """What one transaction changes: documents to write, blobs (files) to copy in, paths to delete.
@@ -70,10 +73,17 @@ class ChangeSet:
         return itertools.chain(self.writes, self.blobs, self.deletes)
 
     def check(self) -> None:
+        """Refuse unsafe paths (:func:`check_path`) and contradictions: a path both written and
+        copied, or written at or under a deleted path."""
         if not self.writes.keys().isdisjoint(self.blobs.keys()):
-            raise BackendError("a path is both written as a document and copied as a blob")
+            raise BackendError(BOTH_WRITTEN)
         for path in self.paths():
             check_path(path)
+        self.check_deletes()
+
+    def check_deletes(self) -> None:
+        """The part of :meth:`check` about deleted paths (for a backend that checks the rest as it
+        goes through the paths in order: a path twice in them is written twice)."""
         if self.deletes:  # each target's own path and folders looked up: O(targets x depth)
             for target in itertools.chain(self.writes, self.blobs):
                 at = len(target)

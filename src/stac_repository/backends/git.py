@@ -64,7 +64,17 @@ import pygit2
 
 from ..errors import BackendError, Conflict, Locked, NotFound, StacRepositoryError, UsageError
 from . import fsutil, gitpack, lfs, lfsahead
-from .base import STATE_DIR, Backend, ChangeSet, Commit, Snapshot, Transaction, content
+from .base import (
+    BOTH_WRITTEN,
+    STATE_DIR,
+    Backend,
+    ChangeSet,
+    Commit,
+    Snapshot,
+    Transaction,
+    check_path,
+    content,
+)
 from .gitobjects import (
     BLOB,
     FILE_MODES,
@@ -327,10 +337,7 @@ class _GitTransaction(Transaction):
             # Forked first: the change is checked and sorted here while the child starts adding.
             ahead = self.backend._add_ahead(changes, threshold)
         try:
-            changes.check()
-            for path in changes.paths():
-                if _is_reserved(path):
-                    raise BackendError(f"refused write to git-reserved path {path!r}")
+            changes.check_deletes()  # _apply checks each path as it comes
             if changes.is_empty():
                 return None
             with _storage_errors("cannot commit the transaction"):
@@ -543,19 +550,28 @@ class GitBackend(Backend):
             if updates:
                 self._update_attributes(snapshot, folder, updates, entries, create)
 
-        paths = sorted(changes.paths())  # distinct: ChangeSet.check
-        stream = TreeStream(self.repo, snapshot.tree, store, changes.deletes, attributes)
+        writes, deletes = changes.writes, changes.deletes
+        stream = TreeStream(self.repo, snapshot.tree, store, deletes, attributes)
+        previous = None
         try:
-            for path in paths:
-                blob = path not in changes.writes and path in changes.blobs
+            # What ChangeSet.check tests besides the deletes, in the one pass over the paths.
+            for path in sorted(changes.paths()):
+                if path == previous:  # in two of writes, blobs and deletes
+                    raise BackendError(
+                        BOTH_WRITTEN if path not in deletes else f"path {path!r} is both deleted and written"
+                    )
+                previous = check_path(path)
+                if path.rpartition("/")[2] in RESERVED_NAMES:
+                    raise BackendError(f"refused write to git-reserved path {path!r}")
+                blob = path not in writes and path not in deletes
                 added = ahead.next() if blob and ahead is not None else None  # one answer per blob
                 if stream.deleted and stream.moot(path):
                     continue
                 if blob:
                     source = changes.blobs[path]
                     oid, is_lfs = self._store_blob(path, source, threshold, written, create, added)
-                elif path in changes.writes:
-                    oid, is_lfs = create(content(changes.writes[path])), False
+                elif path in writes:
+                    oid, is_lfs = create(content(writes[path])), False
                 else:
                     oid, is_lfs = None, False
                 stream.put(path, oid)
