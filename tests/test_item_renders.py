@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from stac_repository import Repository
+from stac_repository.backends import gitfolders, gitpack
 from stac_repository.backends.locking import WriterLock
 from stac_repository.forking import OrderedForkMap, worker_count
 from stac_repository.stac import planner
@@ -170,6 +171,9 @@ def test_workers_render_the_same_plan(
         stored.append((tree, result.warnings))
         if workers == 0:
             assert not rendered
+        packs = sorted((repo.root / "objects" / "pack").glob("*.pack"))
+        # the commit's own pack; with workers, each stored its items' folders in one of its own
+        assert len(packs) == (1 if workers == 0 else 3)
     assert worker_count() >= 1, "this test means something only where workers start"
     assert rendered.count(True) == N
     assert stored[0] == stored[1]
@@ -194,6 +198,51 @@ def test_a_fault_found_by_a_worker_fails_the_same(
     assert reasons[0] == reasons[1]
     assert ("it-00700" if fault == "outside" else "it-00800") in reasons[0]
     assert rendered.count(True) >= 600, "the workers answered for the items before the fault"
+
+
+def _temporaries(repo: Repository) -> list[Path]:
+    return gitpack.temporaries(repo.root / "objects") + list((repo.root / "lfs" / "tmp").glob("*"))
+
+
+def test_folders_of_a_worker_that_does_not_report_are_done_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that ends without its report (its pack unfinished) stored folders the commit
+    cannot use: the parent does those items again, and the same tree is committed."""
+    source = product(tmp_path / "src")
+    expected = _ingest(tmp_path, source, 0, monkeypatch)[0].backend.repo.head.peel().tree.id
+
+    def no_report(self: gitfolders.FolderPack) -> list[str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gitfolders.FolderPack, "finish", no_report)
+    repo, result = _ingest(tmp_path, source, 2, monkeypatch)
+    assert result.status == "added", result.reason
+    assert repo.backend.repo.head.peel().tree.id == expected
+    assert len(list((repo.root / "objects" / "pack").glob("*.pack"))) == 1
+    assert _temporaries(repo) == []
+    fsck(repo.root)
+
+
+def test_folders_stored_ahead_go_with_a_failed_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers stored the folders, then the plan fails: nothing of theirs stays."""
+    source = product(tmp_path / "src")
+    monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")
+    repo = Repository.init(tmp_path / "repo", backend="git")
+    packs = sorted((repo.root / "objects" / "pack").glob("*"))
+
+    def failing(self: planner.Planner, *args: Any, **kwargs: Any) -> Any:
+        assert self.folders, "the workers stored folders ahead"
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(planner.Planner, "changeset", failing)
+    result = repo.ingest([source]).results[0]
+    assert result.status == "failed" and "No space left" in (result.reason or "")
+    assert len(list(repo.history())) == 1
+    assert sorted((repo.root / "objects" / "pack").glob("*")) == packs
+    assert _temporaries(repo) == []
 
 
 def test_an_item_changed_while_planned_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,4 +301,5 @@ def test_kill_9_while_the_workers_render(tmp_path: Path, monkeypatch: pytest.Mon
     assert reopened.backend.resolve("HEAD") == head
     monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")
     assert [r.status for r in reopened.ingest([source]).results] == ["added"]
+    assert _temporaries(reopened) == []  # the dead workers' packs and LFS temporaries
     fsck(reopened.root)

@@ -106,7 +106,17 @@ class OrderedForkMap:
     breaks). When a worker dies, every later answer is None.
     """
 
-    def __init__(self, fn: Callable[[int], object], count: int, workers: int, *, chunk: int = 256) -> None:
+    def __init__(
+        self,
+        fn: Callable[[int], object],
+        count: int,
+        workers: int,
+        *,
+        chunk: int = 256,
+        finish: Callable[[], object] | None = None,
+    ) -> None:
+        """``finish``: run by each worker after its last task; what it returns (marshallable)
+        is that worker's report, for :meth:`reports`."""
         self._count, self._chunk, self._workers = count, chunk, workers
         self._pipes: list[BinaryIO] = []
         self._pids: list[int] = []
@@ -119,7 +129,7 @@ class OrderedForkMap:
 
                 def worker(w: int = w, read_end: int = read_end, write_end: int = write_end) -> None:
                     os.close(read_end)
-                    _serve(fn, write_end, w, workers, count, chunk)
+                    _serve(fn, write_end, w, workers, count, chunk, finish)
 
                 pid = fork(worker)
                 os.close(write_end)
@@ -142,6 +152,22 @@ class OrderedForkMap:
                 self._broken = True
                 return None
         return self._answers[n - self._first]
+
+    def worker_of(self, n: int) -> int:
+        """The worker that answers task ``n``."""
+        return (n // self._chunk) % self._workers
+
+    def reports(self) -> list[object]:
+        """Each worker's report (see ``finish``) once every task was asked for; None for a
+        worker that died or whose ``finish`` failed, whose answers must then be done again."""
+        out: list[object] = []
+        for pipe in self._pipes:
+            try:
+                message = receive(pipe)
+            except (EOFError, ValueError, TypeError):
+                message = None
+            out.append(message[1] if isinstance(message, tuple) and message[:1] == ("report",) else None)
+        return out
 
     def _read_chunk(self, number: int) -> list[object]:
         try:
@@ -166,7 +192,15 @@ class OrderedForkMap:
         self.close()
 
 
-def _serve(fn: Callable[[int], object], out: int, me: int, workers: int, count: int, chunk: int) -> None:
+def _serve(
+    fn: Callable[[int], object],
+    out: int,
+    me: int,
+    workers: int,
+    count: int,
+    chunk: int,
+    finish: Callable[[], object] | None = None,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # a collection would touch (and so copy) every page shared with the parent
     os.closerange(3, out)
@@ -184,6 +218,14 @@ def _serve(fn: Callable[[int], object], out: int, me: int, workers: int, count: 
             except ValueError:  # an answer marshal cannot hold: the parent does those itself
                 send(out, [a if _marshallable(a) else None for a in answers])
         except BrokenPipeError:  # the parent is gone or gave up
+            return
+    if finish is not None:
+        try:
+            report = ("report", finish())
+            send(out, report)
+        except BrokenPipeError:
+            return
+        except Exception:  # no report: the parent does this worker's answers again
             return
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 from ..errors import BackendError, NoHistory
 
@@ -63,9 +63,12 @@ class ChangeSet:
     """Files to copy in, by path: the local file each is copied from."""
     deletes: set[str] = field(default_factory=set)
     summary: dict[str, Any] = field(default_factory=dict)
+    folders: dict[str, bytes] = field(default_factory=dict)
+    """New folders whose whole content a :class:`FolderWriter` of this transaction stored ahead:
+    folder path -> the id the writer gave it (none of their files is in ``writes`` or ``blobs``)."""
 
     def is_empty(self) -> bool:
-        return not (self.writes or self.blobs or self.deletes)
+        return not (self.writes or self.blobs or self.deletes or self.folders)
 
     def paths(self) -> Iterator[str]:
         """Every path the transaction writes, copies or deletes (no set of them is built: a bulk
@@ -79,13 +82,24 @@ class ChangeSet:
             raise BackendError(BOTH_WRITTEN)
         for path in self.paths():
             check_path(path)
+        self.check_folders()
         self.check_deletes()
+
+    def check_folders(self) -> None:
+        """Refuse a file written into a folder stored ahead (its content is the writer's alone)."""
+        if self.folders:
+            for target in itertools.chain(self.writes, self.blobs):
+                at = target.rfind("/")
+                while at > 0:
+                    if target[:at] in self.folders:
+                        raise BackendError(f"path {target!r} is written into a folder stored ahead")
+                    at = target.rfind("/", 0, at)
 
     def check_deletes(self) -> None:
         """The part of :meth:`check` about deleted paths (for a backend that checks the rest as it
         goes through the paths in order: a path twice in them is written twice)."""
         if self.deletes:  # each target's own path and folders looked up: O(targets x depth)
-            for target in itertools.chain(self.writes, self.blobs):
+            for target in itertools.chain(self.writes, self.blobs, self.folders):
                 at = len(target)
                 while at > 0:
                     if target[:at] in self.deletes:
@@ -147,6 +161,30 @@ class Snapshot(abc.ABC):
         self.close()
 
 
+class FolderWriter(Protocol):
+    """Stores whole new folders ahead of a commit, in a worker process of the planner (forked
+    under the writer's lock, so the transaction is its own)."""
+
+    def folder(self, files: list[tuple[str, bytes | str]]) -> bytes:
+        """Store a new folder of ``files`` (name, and the document's bytes or the path of the
+        local file to copy); the id that ``ChangeSet.folders`` gives the commit for it. Raises
+        what storing the files the usual way would (the planner then does it the usual way)."""
+
+    def finish(self) -> object:
+        """The worker is done: what the transaction must adopt (marshallable)."""
+
+
+@dataclass(frozen=True)
+class FolderWriting:
+    """A transaction's :class:`FolderWriter` for the planner's workers."""
+
+    start: Callable[[], FolderWriter]
+    """Called once in each worker, after it is forked."""
+    adopt: Callable[[object], None]
+    """Called by the writer with a worker's :meth:`FolderWriter.finish`: the folders that worker
+    stored may then be committed. What is not adopted is dropped with the transaction."""
+
+
 class Transaction(abc.ABC):
     """A writer's view: the head snapshot (read under the lock) and one commit."""
 
@@ -155,6 +193,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def commit(self, changes: ChangeSet) -> Commit | None:
         """Apply ``changes`` atomically; None if there was nothing to change."""
+
+    def folder_writing(self) -> FolderWriting | None:
+        """How the planner's workers may store new folders ahead (None: this backend does not)."""
+        return None
 
 
 class Backend(abc.ABC):

@@ -142,6 +142,8 @@ class _FileTransaction(Transaction):
         self.snapshot = FileSnapshot(backend)
 
     def commit(self, changes: ChangeSet) -> Commit | None:
+        if changes.folders:  # this backend has no FolderWriter: none can be its own
+            raise BackendError("the file backend stores no folders prepared ahead")
         changes.check()
         for path in changes.paths():
             if path == LOCAL_DIR or path.startswith(LOCAL_DIR + "/"):

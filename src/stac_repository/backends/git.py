@@ -50,6 +50,7 @@ import contextlib
 import datetime as dt
 import errno
 import io
+import itertools
 import os
 import re
 import shutil
@@ -70,11 +71,14 @@ from .base import (
     Backend,
     ChangeSet,
     Commit,
+    FolderWriter,
+    FolderWriting,
     Snapshot,
     Transaction,
     check_path,
     content,
 )
+from .gitfolders import FolderPack
 from .gitobjects import (
     BLOB,
     FILE_MODES,
@@ -328,6 +332,33 @@ class _GitTransaction(Transaction):
         self.backend = backend
         self.head = head
         self.snapshot = GitSnapshot(backend, head)
+        self._adopted: list[list[str]] = []  # packs of folders stored ahead (gitpack.land)
+
+    def folder_writing(self) -> FolderWriting | None:
+        """Workers store new folders in packs of their own (see :mod:`.gitfolders`). What they
+        add is made durable by one syncfs at the commit, on Linux; elsewhere it would need an
+        fsync per file, and the commit builds the folders itself."""
+        backend = self.backend
+        if backend.fsync and sys.platform != "linux":
+            return None
+        with _storage_errors("cannot commit the transaction"):
+            threshold = backend._lfs_threshold(self.snapshot)
+        git_dir = backend.git_dir
+
+        def start() -> FolderWriter:
+            return FolderPack(git_dir, threshold, RESERVED_NAMES)
+
+        return FolderWriting(start=start, adopt=self._adopt)
+
+    def _adopt(self, report: object) -> None:
+        if (
+            not isinstance(report, list)
+            or len(report) not in (0, 4)
+            or not all(isinstance(f, str) for f in report)
+        ):
+            raise BackendError(f"a worker's report of the folders it stored is not one: {report!r}")
+        if report:
+            self._adopted.append(report)
 
     def commit(self, changes: ChangeSet) -> Commit | None:
         snapshot = self.snapshot
@@ -338,11 +369,14 @@ class _GitTransaction(Transaction):
             ahead = self.backend._add_ahead(changes, threshold)
         try:
             changes.check_deletes()  # _apply checks each path as it comes
+            changes.check_folders()
             if changes.is_empty():
                 return None
+            if changes.folders and not self._adopted:
+                raise BackendError("the transaction has folders stored ahead but no worker's pack for them")
             with _storage_errors("cannot commit the transaction"):
                 written = self.backend._written()
-                tree = self.backend._apply(snapshot, changes, written, threshold, ahead)
+                tree = self.backend._apply(snapshot, changes, written, threshold, ahead, self._adopted)
                 return self._land(tree, changes.message, changes.summary, written)
         finally:
             if ahead is not None:
@@ -489,7 +523,12 @@ class GitBackend(Backend):
             self._recover()
             with _storage_errors(f"cannot read the branch of {self.root}"):
                 head = _branch_commit(self.repo)
-            yield _GitTransaction(self, head)
+            try:
+                yield _GitTransaction(self, head)
+            finally:  # what workers stored ahead and no commit adopted; under the lock, all ours
+                with contextlib.suppress(OSError):
+                    for path in gitpack.temporaries(self.git_dir / "objects"):
+                        path.unlink(missing_ok=True)
 
     def restore(
         self, ref: str, *, timeout: float, message: str, summary: dict[str, Any] | None = None
@@ -521,6 +560,7 @@ class GitBackend(Backend):
         written: _Written,
         threshold: int,
         ahead: lfsahead.AddAhead | None = None,
+        adopted: list[list[str]] | None = None,
     ) -> pygit2.Oid:
         """Write the new blobs and the trees on their paths; the id of the resulting root tree.
 
@@ -550,12 +590,12 @@ class GitBackend(Backend):
             if updates:
                 self._update_attributes(snapshot, folder, updates, entries, create)
 
-        writes, deletes = changes.writes, changes.deletes
+        writes, deletes, folders = changes.writes, changes.deletes, changes.folders
         stream = TreeStream(self.repo, snapshot.tree, store, deletes, attributes)
         previous = None
         try:
             # What ChangeSet.check tests besides the deletes, in the one pass over the paths.
-            for path in sorted(changes.paths()):
+            for path in sorted(itertools.chain(changes.paths(), folders)):
                 if path == previous:  # in two of writes, blobs and deletes
                     raise BackendError(
                         BOTH_WRITTEN if path not in deletes else f"path {path!r} is both deleted and written"
@@ -563,6 +603,10 @@ class GitBackend(Backend):
                 previous = check_path(path)
                 if path.rpartition("/")[2] in RESERVED_NAMES:
                     raise BackendError(f"refused write to git-reserved path {path!r}")
+                if folders and path in folders:  # a new folder, stored ahead whole
+                    if not (stream.deleted and stream.moot(path)):
+                        stream.put(path, pygit2.Oid(raw=folders[path]), TREE)
+                    continue
                 blob = path not in writes and path not in deletes
                 added = ahead.next() if blob and ahead is not None else None  # one answer per blob
                 if stream.deleted and stream.moot(path):
@@ -581,6 +625,11 @@ class GitBackend(Backend):
             if packer is not None:
                 for path in packer.finish(fsync=False):  # made durable with the rest
                     written.file(path)
+            if adopted:  # the workers' packs; their LFS objects are in no list: sync all
+                written.everything = written.enabled
+                for files in adopted:
+                    gitpack.land(self.git_dir / "objects", files)
+                adopted.clear()
         except BaseException:
             if packer is not None:
                 packer.abort()

@@ -197,10 +197,12 @@ class PackWriter:
                 buffer.clear()
         return pygit2.Oid(raw=raw)
 
-    def finish(self, *, fsync: bool) -> list[Path]:
+    def finish(self, *, fsync: bool, rename: bool = True) -> list[Path]:
         """Write the trailer and the index, rename both into place; the new files (none if empty).
 
-        The index goes last: git and libgit2 only see a pack through its index.
+        The index goes last: git and libgit2 only see a pack through its index. Without
+        ``rename``, both stay temporaries (to be put in place by :func:`land`) and the list is
+        the temporary pack, its final name, the temporary index and its final name.
         """
         fh = self._fh
         if not len(self._objects):
@@ -232,6 +234,8 @@ class PackWriter:
                 out.flush()
                 if fsync:
                     os.fsync(out.fileno())
+            if not rename:
+                return [self.tmp, pack, tmp_idx, idx]
             os.replace(self.tmp, pack)
             os.replace(tmp_idx, idx)
         except BaseException:
@@ -282,6 +286,20 @@ class PackWriter:
             write(numbers)
         write(pack_checksum)
         out.write(digest.digest())
+
+
+def land(objects_dir: Path, files: list[str]) -> list[Path]:
+    """Put in place a pack that :meth:`PackWriter.finish` left as temporaries (``files`` as it
+    listed them, maybe from another process: each must be one of this pack folder's temporaries
+    or pack names); the pack's files."""
+    pack_dir = objects_dir / "pack"
+    tmp_pack, pack, tmp_idx, idx = (Path(f) for f in files)
+    for tmp, final in ((tmp_pack, pack), (tmp_idx, idx)):
+        if tmp.parent != pack_dir or final.parent != pack_dir or not tmp.name.startswith(TMP_PREFIX):
+            raise ValueError(f"not a temporary pack of {pack_dir}: {tmp} -> {final}")
+    os.replace(tmp_pack, pack)
+    os.replace(tmp_idx, idx)  # last: git and libgit2 see a pack through its index
+    return [pack, idx]
 
 
 def temporaries(objects_dir: Path) -> list[Path]:

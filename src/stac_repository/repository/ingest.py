@@ -218,6 +218,7 @@ def _ingest_one(
                     allow_outside_assets=repo.allow_outside_assets,
                     asset_roots=allowed,
                     layout=repo.layout,
+                    folder_writing=tx.folder_writing(),
                 )
                 try:
                     producer = f"{processor_name} {processor.__version__}"

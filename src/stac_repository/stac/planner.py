@@ -8,6 +8,7 @@ of the removed object): the cost of a plan does not grow with the size of the ca
 
 from __future__ import annotations
 
+import array
 import copy
 import functools
 import hashlib
@@ -20,7 +21,7 @@ from typing import Any, cast
 
 import orjson
 
-from ..backends.base import STATE_DIR, ChangeSet, Snapshot
+from ..backends.base import STATE_DIR, ChangeSet, FolderWriter, FolderWriting, Snapshot
 from ..errors import Conflict, InvalidStac, NotFound, UsageError
 from ..forking import OrderedForkMap, worker_count
 from . import extent as ext
@@ -88,8 +89,13 @@ class Planner:
         allow_outside_assets: bool = False,
         asset_roots: set[Path] | None = None,
         layout: Layout | None = None,
+        folder_writing: FolderWriting | None = None,
     ) -> None:
+        """``folder_writing``: the transaction's, for the workers that render a large product's
+        items to store each new item folder whole (see :class:`_Renders`)."""
         self.snapshot = snapshot
+        self.folder_writing = folder_writing
+        self.folders: dict[str, bytes] = {}  # new folders stored ahead -> their id (ChangeSet.folders)
         self.asset_roots = {Path(os.path.realpath(p)) for p in asset_roots or ()}
         self.index = IndexView(snapshot)
         self.allow_outside_assets = allow_outside_assets
@@ -331,7 +337,14 @@ class Planner:
         collections = self._ancestor_collections(placement)
         product.renders = _Renders.start(self, product, placement, collections)
         try:
-            return self._emit(product, tree, placement, collections)
+            cov = self._emit(product, tree, placement, collections)
+            if product.renders is not None:
+                for node, path, parent_path, effective, inner in product.renders.finish(self.folder_writing):
+                    # stored ahead by a worker that died before its pack was done: here, then
+                    del self.folders[folder_of(path)]
+                    stored, _ = self._render_item(product, node, path, parent_path, effective, inner)
+                    self._spooled[path] = self._spool.add(stored)
+            return cov
         finally:
             if product.renders is not None:
                 product.renders.close()
@@ -374,12 +387,16 @@ class Planner:
         if answer is None:
             effective = self.effective_parent(parent_path)
             stored, cov = self._render_item(product, node, path, parent_path, effective, collections)
+            self._spooled[path] = self._spool.add(stored)
         else:
-            stored, cov, blobs, warnings = answer
+            stored, cov, blobs, warnings, folder = answer
             self.outcome.warnings.extend(warnings)
-            for stored_path, source in blobs:
-                self.blobs[stored_path] = source
-        self._spooled[path] = self._spool.add(stored)
+            if folder is not None:  # stored ahead, whole, by the worker
+                self.folders[folder_of(path)] = folder
+            else:
+                for stored_path, source in blobs:
+                    self.blobs[stored_path] = source
+                self._spooled[path] = self._spool.add(stored)
         if node is not product.tree:
             node.forget()
         self._record(product, node, path, parent_path, cov)
@@ -737,7 +754,9 @@ class Planner:
             del self.blobs[path]
         blobs = self.blobs
         full = {**(summary or {}), **self._object_summary(writes, blobs)}
-        return ChangeSet(message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full)
+        return ChangeSet(
+            message=message, writes=writes, blobs=blobs, deletes=deletes, summary=full, folders=self.folders
+        )
 
     def _in_fresh_folder(self, path: str) -> bool:
         if len(self._fresh_prefixes) != len(self._fresh_folders):  # asked for every path written
@@ -819,8 +838,9 @@ class _LocalFiles:
 
 _RenderTask = tuple[SourceNode, str, str, str, dict[str, str]]
 """A lazy item, its stored path, its parent's, the parent a user sees, the collections above."""
-_Rendered = tuple[bytes, ext.Coverage, list[tuple[str, str]], list[str]]
-"""A lazy item's stored form, coverage, local files (stored path, source) and warnings."""
+_Rendered = tuple[bytes, ext.Coverage, list[tuple[str, str]], list[str], bytes | None]
+"""A lazy item's stored form, coverage, local files (stored path, source) and warnings; or,
+when a worker stored the item's new folder whole, the folder's id (and no form or files)."""
 
 
 class _Renders:
@@ -831,6 +851,12 @@ class _Renders:
     the product's paths are assigned, so they plan from the same state as the parent; the
     parent takes their answers in the order it reaches the items, and renders itself any
     item a worker had no answer for (so errors are exactly those of the sequential plan).
+
+    With the transaction's :class:`~..backends.base.FolderWriting`, a worker also stores the
+    folder of each item that goes into a new folder (its document and local files) and
+    answers the folder's id instead: the commit has no per-item work left. Those folders are
+    the transaction's once the worker's report is adopted (:meth:`finish`); a worker that died
+    before reporting leaves its items to be done again.
     """
 
     MIN_ITEMS = 1000
@@ -840,6 +866,7 @@ class _Renders:
         self._tasks = tasks
         self._map = renders
         self._next = 0
+        self._stored_ahead: dict[int, array.array[int]] = {}  # worker -> its tasks stored whole
 
     @classmethod
     def start(
@@ -849,16 +876,29 @@ class _Renders:
         tasks = _lazy_items(planner, product, placement, collections) if workers else []
         if len(tasks) < cls.MIN_ITEMS:
             return None
+        writing = planner.folder_writing
+        writer: list[FolderWriter] = []  # the worker's own, once it is forked
 
-        def render(n: int) -> tuple[bytes, tuple[Any, ...], list[tuple[str, str]], list[str]]:
+        def render(n: int) -> tuple[bytes, tuple[Any, ...], list[tuple[str, str]], list[str], bytes | None]:
             # In a worker: what the parent's plan would add is recorded and sent back.
             node, path, parent_path, effective, inner = tasks[n]
             planner.blobs = recorded = cast(FileMap, {})
             planner.outcome.warnings = warnings = []
             stored, cov = planner._render_item(product, node, path, parent_path, effective, inner)
-            return stored, (cov.bbox, cov.start, cov.end), list(recorded.items()), warnings
+            coverage = (cov.bbox, cov.start, cov.end)
+            if writing is not None and planner._in_fresh_folder(path):
+                files = _folder_files(path, stored, recorded)
+                if files is not None:
+                    if not writer:
+                        writer.append(writing.start())
+                    return b"", coverage, [], warnings, writer[0].folder(files)
+            return stored, coverage, list(recorded.items()), warnings, None
 
-        return cls(tasks, OrderedForkMap(render, len(tasks), workers))
+        def finish() -> object:
+            return writer[0].finish() if writer else []
+
+        renders = OrderedForkMap(render, len(tasks), workers, finish=finish if writing is not None else None)
+        return cls(tasks, renders)
 
     def take(self, node: SourceNode) -> _Rendered | None:
         """What a worker rendered for ``node`` (the next lazy item), or None: render it here."""
@@ -868,11 +908,42 @@ class _Renders:
         answer = self._map.get(n)
         if answer is None:
             return None
-        stored, (bbox, start, end), blobs, warnings = cast(tuple[Any, ...], answer)
-        return stored, ext.Coverage(bbox, start, end), blobs, warnings  # marshal keeps tuples
+        stored, (bbox, start, end), blobs, warnings, folder = cast(tuple[Any, ...], answer)
+        if folder is not None:
+            self._stored_ahead.setdefault(self._map.worker_of(n), array.array("I")).append(n)
+        return stored, ext.Coverage(bbox, start, end), blobs, warnings, folder  # marshal keeps tuples
+
+    def finish(self, writing: FolderWriting | None) -> list[_RenderTask]:
+        """Once every item was taken: adopt what each worker stored ahead into the transaction;
+        the tasks of the workers that did not report (their folders must be done again)."""
+        if writing is None or not self._stored_ahead:
+            return []
+        lost: list[_RenderTask] = []
+        for worker, report in enumerate(self._map.reports()):
+            if report is None:
+                lost += [self._tasks[n] for n in self._stored_ahead.get(worker, ())]
+            else:
+                writing.adopt(report)
+        return lost
 
     def close(self) -> None:
         self._map.close()
+
+
+def _folder_files(
+    path: str, stored: bytes, recorded: Mapping[str, str]
+) -> list[tuple[str, bytes | str]] | None:
+    """The files of a lazy item's folder, by name: its document and the local files it
+    brings along; None when any of them lies outside that folder."""
+    folder = folder_of(path)
+    prefix = f"{folder}/" if folder else ""
+    files: list[tuple[str, bytes | str]] = [(path[len(prefix) :], stored)]
+    for stored_path, source in recorded.items():
+        name = stored_path[len(prefix) :]
+        if not stored_path.startswith(prefix) or "/" in name:
+            return None
+        files.append((name, source))
+    return files
 
 
 def _lazy_items(
