@@ -13,7 +13,7 @@ on Earth (bbox computed from it), a UTC datetime between 2018 and 2024, and 2 to
 mixing local files and remote hrefs. Everything derives from ``seed`` and the item's
 number, so runs are reproducible and no list of items is ever held in memory.
 
-Usage: ``python bench/generate.py OUT N [--seed S]``.
+Usage: ``python bench/generate.py OUT N [--seed S] [--raster-bytes B]``.
 """
 
 from __future__ import annotations
@@ -323,8 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("n", type=int, help="number of items")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--id", default="bench", help="collection id")
+    parser.add_argument(
+        "--raster-bytes",
+        type=int,
+        default=0,
+        help="make each item's .tif this large (seeded random bytes): assets of a real size",
+    )
     args = parser.parse_args(argv)
     path = generate_collection(args.out, args.n, args.seed, args.id)
+    if args.raster_bytes > 0:
+        for n in range(args.n):
+            ident = item_id(args.id, n)
+            rng = random.Random(f"{args.seed}:{n}:raster")
+            (args.out / ident / f"{ident}.tif").write_bytes(rng.randbytes(args.raster_bytes))
     print(path)
     return 0
 

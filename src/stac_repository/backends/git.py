@@ -333,6 +333,15 @@ class _GitTransaction(Transaction):
         self.head = head
         self.snapshot = GitSnapshot(backend, head)
         self._adopted: list[list[str]] = []  # packs of folders stored ahead (gitpack.land)
+        self._threshold: tuple[Snapshot, int] | None = None
+
+    def lfs_threshold(self) -> int:
+        """``lfs.threshold`` as the head has it (read once per snapshot)."""
+        if self._threshold is None or self._threshold[0] is not self.snapshot:
+            assert isinstance(self.snapshot, GitSnapshot)
+            with _storage_errors("cannot commit the transaction"):
+                self._threshold = (self.snapshot, self.backend._lfs_threshold(self.snapshot))
+        return self._threshold[1]
 
     def folder_writing(self) -> FolderWriting | None:
         """Workers store new folders in packs of their own (see :mod:`.gitfolders`). What they
@@ -341,8 +350,7 @@ class _GitTransaction(Transaction):
         backend = self.backend
         if backend.fsync and sys.platform != "linux":
             return None
-        with _storage_errors("cannot commit the transaction"):
-            threshold = backend._lfs_threshold(self.snapshot)
+        threshold = self.lfs_threshold()
         git_dir = backend.git_dir
 
         def start() -> FolderWriter:
@@ -363,8 +371,8 @@ class _GitTransaction(Transaction):
     def commit(self, changes: ChangeSet) -> Commit | None:
         snapshot = self.snapshot
         assert isinstance(snapshot, GitSnapshot)
+        threshold = self.lfs_threshold()
         with _storage_errors("cannot commit the transaction"):
-            threshold = self.backend._lfs_threshold(snapshot)
             # Forked first: the change is checked and sorted here while the child starts adding.
             ahead = self.backend._add_ahead(changes, threshold)
         try:
