@@ -210,7 +210,8 @@ def test_folders_of_a_worker_that_does_not_report_are_done_again(
     """A worker that ends without its report (its pack unfinished) stored folders the commit
     cannot use: the parent does those items again, and the same tree is committed."""
     source = product(tmp_path / "src")
-    expected = _ingest(tmp_path, source, 0, monkeypatch)[0].backend.repo.head.peel().tree.id
+    sequential, done = _ingest(tmp_path, source, 0, monkeypatch)
+    expected = sequential.backend.repo.head.peel().tree.id
 
     def no_report(self: gitfolders.FolderPack) -> list[str]:
         raise OSError(28, "No space left on device")
@@ -219,6 +220,7 @@ def test_folders_of_a_worker_that_does_not_report_are_done_again(
     repo, result = _ingest(tmp_path, source, 2, monkeypatch)
     assert result.status == "added", result.reason
     assert repo.backend.repo.head.peel().tree.id == expected
+    assert result.warnings == done.warnings and done.warnings  # each once
     assert len(list((repo.root / "objects" / "pack").glob("*.pack"))) == 1
     assert _temporaries(repo) == []
     fsck(repo.root)

@@ -339,11 +339,13 @@ class Planner:
         try:
             cov = self._emit(product, tree, placement, collections)
             if product.renders is not None:
+                warned = len(self.outcome.warnings)
                 for node, path, parent_path, effective, inner in product.renders.finish(self.folder_writing):
                     # stored ahead by a worker that died before its pack was done: here, then
                     del self.folders[folder_of(path)]
                     stored, _ = self._render_item(product, node, path, parent_path, effective, inner)
                     self._spooled[path] = self._spool.add(stored)
+                del self.outcome.warnings[warned:]  # the worker's answers gave them, in order
             return cov
         finally:
             if product.renders is not None:
