@@ -612,3 +612,19 @@ def test_a_large_commit_syncs_its_own_file_system_only(tmp_path: Path, worktree:
     calls = [line.split("(", 1)[0].split()[-1] for line in log.read_text().splitlines() if "(" in line]
     assert "syncfs" in calls and "sync" not in calls, calls
     fsck(repo.root)
+
+
+def test_folders_stored_ahead_in_a_repository_with_a_working_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render workers' packs are in place before the working tree is written from them."""
+    from .test_item_renders import product
+
+    source = product(tmp_path / "src")
+    monkeypatch.setenv("STAC_REPOSITORY_WORKERS", "2")
+    repo = _init(tmp_path / "r")
+    assert _ingest(repo, source)[0] != ""
+    assert len(list((repo.root / ".git" / "objects" / "pack").glob("*.pack"))) == 3  # the workers' two
+    _assert_status_clean(repo.root, tmp_path)
+    _assert_worktree_is_head(repo, tmp_path, "export")
+    fsck(repo.root)
