@@ -633,7 +633,7 @@ class GitBackend(Backend):
             if packer is not None:
                 for path in packer.finish(fsync=False):  # made durable with the rest
                     written.file(path)
-            if adopted:  # the workers' packs; their LFS objects are in no list: sync all
+            if adopted and folders:  # the workers' packs; their LFS objects are in no list: sync all
                 written.everything = written.enabled
                 for files in adopted:
                     gitpack.land(self.git_dir / "objects", files)
