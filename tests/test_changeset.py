@@ -4,6 +4,7 @@ copied, or written under (or at) a deleted path. Checked against the rule stated
 from __future__ import annotations
 
 import posixpath
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -114,3 +115,22 @@ def test_the_git_backend_refuses_what_check_refuses_and_reserved_names(
             tx.commit(changes)
     if refused:
         assert backend.head().id == before
+
+
+def test_nothing_is_written_into_or_deleted_over_a_folder_stored_ahead() -> None:
+    tree = bytes(20)
+    ChangeSet("m", writes={"a/b.json": b"{}", "ab/c.json": b"{}"}, folders={"a/c": tree}).check()
+    with pytest.raises(BackendError, match="into a folder stored ahead"):
+        ChangeSet("m", writes={"a/c/d.json": b"{}"}, folders={"a/c": tree}).check()
+    with pytest.raises(BackendError, match="into a folder stored ahead"):
+        ChangeSet("m", blobs={"a/c/e/f.tif": "/dev/null"}, folders={"a/c": tree}).check()
+    with pytest.raises(BackendError, match="both deleted and written"):
+        ChangeSet("m", deletes={"a"}, folders={"a/c": tree}).check()
+
+
+def test_the_file_backend_takes_no_folder_stored_ahead(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "file", backend="file", id="root", description="d")
+    with repo.backend.transaction(timeout=5) as tx:
+        assert tx.folder_writing() is None
+        with pytest.raises(BackendError, match="no folders prepared ahead"):
+            tx.commit(ChangeSet("m", folders={"x": bytes(20)}))
