@@ -220,13 +220,10 @@ def _serve(
         except BrokenPipeError:  # the parent is gone or gave up
             return
     if finish is not None:
-        try:
-            report = ("report", finish())
-            send(out, report)
-        except BrokenPipeError:
-            return
-        except Exception:  # no report: the parent does this worker's answers again
-            return
+        # Without a report (the parent gone, or finish failed) the parent does this worker's
+        # answers again.
+        with contextlib.suppress(Exception):
+            send(out, ("report", finish()))
 
 
 def _marshallable(value: object) -> bool:

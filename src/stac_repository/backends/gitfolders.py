@@ -41,8 +41,9 @@ class FolderPack:
         entries: dict[bytes, tuple[int, bytes]] = {}
         tracked: set[str] = set()
         for name, data in files:
-            if "/" in name or name in self._reserved or check_path(name) != name:
+            if "/" in name or name in self._reserved:
                 raise BackendError(f"refused file name {name!r} in a folder stored ahead")
+            check_path(name)
             if not isinstance(data, bytes):  # a local file: an LFS object, or its bytes
                 pointer = self._lfs.add(data, self._threshold) if lfs.can_track(name) else None
                 if pointer is not None:
